@@ -1,0 +1,309 @@
+"""LLM2Vec: a decoder-only language model used as a text encoder.
+
+Loads a base model (and optionally a chain of PEFT adapters), wraps texts in the model's prompt
+template, tokenizes with left padding, runs the transformer with position ids taken from the
+attention mask (so a text's embedding does not depend on its batch mates) and pools the final
+hidden states. Every stage of the project (Stage I, Stage II, evaluation) goes through this class.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer
+
+from llm2vec.attention import set_bidirectional_attention
+from llm2vec.model_config import LLM2VecConfig
+from llm2vec.pooling import POOLING_MODES, pool, position_ids_from_mask
+from llm2vec.prompts import get_template
+from llm2vec.separator import SEPARATOR
+from llm2vec.tokenization import EmbeddingTokenizer
+from llm2vec.training.checkpoints import load_into, read_safetensors_folder
+
+_CONFIG_KEYS = {f.name for f in fields(LLM2VecConfig)}
+
+
+def _hf_loading_kwargs(hf_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Accept llm2vec-era ``torch_dtype`` and ``"auto"``-free dtype names for transformers 5."""
+    kwargs = dict(hf_kwargs)
+    if "torch_dtype" in kwargs:
+        if "dtype" in kwargs:
+            raise ValueError("pass either dtype or torch_dtype, not both")
+        kwargs["dtype"] = kwargs.pop("torch_dtype")
+    if isinstance(kwargs.get("dtype"), str) and kwargs["dtype"] != "auto":
+        kwargs["dtype"] = getattr(torch, kwargs["dtype"])
+    return kwargs
+
+
+def _model_type(model: nn.Module) -> str | None:
+    config = getattr(model, "config", None)
+    return getattr(config, "model_type", None)
+
+
+class LLM2Vec(nn.Module):
+    """A text encoder over a decoder-only transformer.
+
+    Args:
+        model: the transformer without its language-model head (``AutoModel``), possibly PEFT-wrapped.
+        tokenizer: its tokenizer; padding is set to the left and a missing pad token to EOS.
+        config: pooling, lengths, template and the other settings saved in ``llm2vec_config.json``.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, config: LLM2VecConfig) -> None:
+        super().__init__()
+        if config.pooling_mode not in POOLING_MODES:
+            raise ValueError(f"unknown pooling_mode '{config.pooling_mode}'; choose one of {POOLING_MODES}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.llm2vec_config = config
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None or config.release_compat:
+            # The release pads with EOS; its label masking relies on pad == eos.
+            tokenizer.pad_token = tokenizer.eos_token
+        template = get_template(
+            "llama3" if config.release_compat else config.prompt_template,
+            _model_type(model),
+            tokenizer,
+            allow_missing_special_tokens=config.release_compat,
+        )
+        self.template = template
+        self.embedding_tokenizer = EmbeddingTokenizer(
+            tokenizer, template, config.max_length, release_compat=config.release_compat
+        )
+        if config.enable_bidirectional:
+            set_bidirectional_attention(self.model, True)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        base_model_name_or_path: str | os.PathLike,
+        peft_model_name_or_path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+        merge_peft: bool = False,
+        enable_bidirectional: bool | None = None,
+        pooling_mode: str | None = None,
+        max_length: int | None = None,
+        doc_max_length: int | None = None,
+        skip_instruction: bool | None = None,
+        prompt_template: str | None = None,
+        **kwargs: Any,
+    ) -> LLM2Vec:
+        """Load a base model, optionally apply PEFT adapters, and read ``llm2vec_config.json``.
+
+        Settings come, first found wins, from the explicit arguments, the last adapter's
+        ``llm2vec_config.json``, the base checkpoint's, then the defaults (``eos_token`` pooling,
+        ``max_length`` 512, ``doc_max_length`` 400, ``skip_instruction`` True, template detected).
+        Further keyword arguments that name ``LLM2VecConfig`` fields (``alpha``, ``release_compat``)
+        are settings too; the rest (``dtype``, ``attn_implementation``, ``device_map``...) go to
+        transformers. ``peft_model_name_or_path`` may be a list: every adapter but the last is merged
+        before the next is loaded; the last is merged too when ``merge_peft`` is set.
+        """
+        explicit = {
+            "enable_bidirectional": enable_bidirectional,
+            "pooling_mode": pooling_mode,
+            "max_length": max_length,
+            "doc_max_length": doc_max_length,
+            "skip_instruction": skip_instruction,
+            "prompt_template": prompt_template,
+        }
+        explicit.update({k: kwargs.pop(k) for k in list(kwargs) if k in _CONFIG_KEYS})
+        adapters = cls._adapter_paths(peft_model_name_or_path)
+        settings: dict[str, Any] = {}
+        for source in [base_model_name_or_path, *adapters]:
+            settings.update(LLM2VecConfig.read_overrides(source if Path(source).is_dir() else None))
+        settings.update({k: v for k, v in explicit.items() if v is not None})
+        config = LLM2VecConfig(**settings)
+
+        tokenizer = AutoTokenizer.from_pretrained(base_model_name_or_path)
+        model = cls._load_model(base_model_name_or_path, config, _hf_loading_kwargs(kwargs))
+        for index, adapter in enumerate(adapters):
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter))
+            if index < len(adapters) - 1 or merge_peft:
+                model = model.merge_and_unload()
+        return cls._from_loaded(model, tokenizer, config)
+
+    @staticmethod
+    def _adapter_paths(peft: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
+        if peft is None:
+            return []
+        if isinstance(peft, (str, os.PathLike)):
+            return [str(peft)]
+        return [str(p) for p in peft]
+
+    @classmethod
+    def _load_model(cls, path: str | os.PathLike, config: LLM2VecConfig, hf_kwargs: dict[str, Any]) -> nn.Module:
+        """The transformer without its head; subclasses that need the head load more."""
+        return AutoModel.from_pretrained(path, **hf_kwargs)
+
+    @classmethod
+    def _from_loaded(cls, model: nn.Module, tokenizer: Any, config: LLM2VecConfig) -> LLM2Vec:
+        return cls(model, tokenizer, config)
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def pooling_mode(self) -> str:
+        return self.llm2vec_config.pooling_mode
+
+    @property
+    def max_length(self) -> int:
+        return self.llm2vec_config.max_length
+
+    @property
+    def doc_max_length(self) -> int:
+        return self.llm2vec_config.doc_max_length
+
+    @property
+    def skip_instruction(self) -> bool:
+        return self.llm2vec_config.skip_instruction
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+        """Recompute decoder activations in backward (the Trainer calls this for ``gradient_checkpointing``)."""
+        kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        if hasattr(self.model, "enable_input_require_grads"):
+            # Frozen embeddings under LoRA would otherwise cut the checkpointed graph.
+            self.model.enable_input_require_grads()
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.model.gradient_checkpointing_disable()
+
+    # ------------------------------------------------------------------ encoding
+    def tokenize(self, texts: Sequence[str], text_max_length: int | None = None) -> dict[str, torch.Tensor]:
+        """``input_ids``, ``attention_mask`` and ``embed_mask`` of left-padded, templated texts."""
+        return self.embedding_tokenizer(texts, text_max_length=text_max_length)
+
+    def hidden_states(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Final-layer hidden states (batch, length, hidden) of tokenized features."""
+        attention_mask = features["attention_mask"]
+        # The release let transformers number positions 0..L-1 through the left padding.
+        positions = None if self.llm2vec_config.release_compat else position_ids_from_mask(attention_mask)
+        output = self.model(
+            input_ids=features["input_ids"], attention_mask=attention_mask, position_ids=positions, use_cache=False
+        )
+        return output.last_hidden_state
+
+    def embed(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled embeddings (batch, hidden) of tokenized features."""
+        return pool(
+            self.hidden_states(features),
+            features["attention_mask"],
+            features.get("embed_mask"),
+            self.pooling_mode,
+            self.skip_instruction,
+        )
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled embeddings (batch, hidden) of tokenized features (same as ``embed``)."""
+        return self.embed(features)
+
+    @staticmethod
+    def _as_text(sentence: str | Sequence[str]) -> str:
+        if isinstance(sentence, str):
+            return sentence
+        if len(sentence) != 2:
+            raise ValueError(f"expected a text or an [instruction, text] pair, got {sentence!r}")
+        instruction, text = sentence
+        instruction = instruction.strip()
+        return f"{instruction} {SEPARATOR}{text}" if instruction else f"{SEPARATOR}{text}"
+
+    def encode(
+        self,
+        sentences: str | Sequence[str] | Sequence[Sequence[str]],
+        batch_size: int = 32,
+        show_progress_bar: bool = True,
+        convert_to_numpy: bool = False,
+        convert_to_tensor: bool = False,
+        device: str | torch.device | None = None,
+    ) -> torch.Tensor | np.ndarray:
+        """Embed texts or ``[instruction, text]`` pairs; float32, in input order.
+
+        Texts are sorted by length so that batches hold texts of similar length; each text is cut
+        to ``doc_max_length`` tokens and each row to ``max_length``. Returns a tensor
+        (batch, hidden), or a numpy array with ``convert_to_numpy``; a single string gives one vector.
+        """
+        single = isinstance(sentences, str)
+        texts = [self._as_text(s) for s in ([sentences] if single else sentences)]
+        device = torch.device(device) if device is not None else self.device
+        if device != self.device:
+            self.to(device)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        embeddings: list[torch.Tensor | None] = [None] * len(texts)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                starts = range(0, len(order), batch_size)
+                for start in tqdm(starts, desc="Batches", disable=not show_progress_bar):
+                    batch = order[start : start + batch_size]
+                    features = self.tokenize([texts[i] for i in batch], text_max_length=self.doc_max_length)
+                    features = {k: v.to(device) for k, v in features.items()}
+                    pooled = self.embed(features).float().cpu()
+                    for row, index in enumerate(batch):
+                        embeddings[index] = pooled[row]
+        finally:
+            self.train(was_training)
+        if not texts:
+            result = torch.empty(0, self._hidden_size())
+        else:
+            result = torch.stack(embeddings)  # type: ignore[arg-type]
+        if single:
+            result = result[0]
+        if convert_to_numpy and not convert_to_tensor:
+            return result.numpy()
+        return result
+
+    def _hidden_size(self) -> int:
+        config = getattr(self.model, "config", None)
+        return int(getattr(config, "hidden_size"))
+
+    # ------------------------------------------------------------------ saving
+    def save(
+        self,
+        output_path: str | os.PathLike,
+        merge_before_save: bool = False,
+        *,
+        state_dict: dict[str, torch.Tensor] | None = None,
+    ) -> Path:
+        """Write weights (or the adapter), tokenizer and ``llm2vec_config.json`` to ``output_path``.
+
+        With a PEFT adapter, only the adapter is written unless ``merge_before_save``, which merges
+        it into the base weights (in place: this encoder keeps the merged weights) and writes those.
+        ``state_dict`` (this module's keys) replaces the live weights, for trainers that gather
+        sharded parameters before saving.
+        """
+        output = Path(output_path)
+        output.mkdir(parents=True, exist_ok=True)
+        if merge_before_save and hasattr(self.model, "merge_and_unload"):
+            self.model = self.model.merge_and_unload()
+        self._save_weights(output, self._strip_prefix(state_dict, "model."))
+        self.tokenizer.save_pretrained(output)
+        self.llm2vec_config.save(output)
+        return output
+
+    @staticmethod
+    def _strip_prefix(state_dict: dict[str, torch.Tensor] | None, prefix: str) -> dict[str, torch.Tensor] | None:
+        if state_dict is None:
+            return None
+        return {k.removeprefix(prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
+
+    def _save_weights(self, output: Path, state_dict: dict[str, torch.Tensor] | None) -> None:
+        self.model.save_pretrained(output, state_dict=state_dict)
+
+    def load_checkpoint_weights(self, folder: str | os.PathLike) -> None:
+        """Load the weights a ``save`` of this encoder wrote into ``folder`` (to resume training)."""
+        state = read_safetensors_folder(folder)
+        load_into(self.model, state)

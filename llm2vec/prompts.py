@@ -1,0 +1,98 @@
+"""Prompt templates: how a text is wrapped before tokenization, per model family.
+
+A template is data: a prefix written before the text and a suffix written after it. The suffix
+always ends with the token whose final hidden state is the embedding (the "EOS" of the paper), so
+truncation can cut the text while keeping the suffix intact. ``{eos}`` in a suffix stands for the
+tokenizer's own EOS token.
+
+Formats:
+- ``llama3``: the release's format, ``<|start_header_id|>user<|end_header_id|>\\n\\n{text}<|eot_id|>``
+  (the tokenizer adds ``<|begin_of_text|>``); pooled token ``<|eot_id|>``.
+- ``qwen2``: the release's (unused) Qwen helper, ``<|im_start|>user\\n{text}<|im_end|><|endoftext|>``;
+  pooled token ``<|endoftext|>``.
+- ``chatml``: ``<|im_start|>user\\n{text}<|im_end|>``, for ChatML models that are not Qwen2
+  (SmolLM2-Instruct); pooled token ``<|im_end|>``.
+- ``mistral``: llm2vec's Mistral format, ``[INST] {text} [/INST]`` followed by the EOS ``</s>``.
+- ``generic``: the text followed by the tokenizer's EOS token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A prefix and a suffix around the (instruction and) text; the suffix ends with the pooled token."""
+
+    name: str
+    prefix: str
+    suffix: str
+
+    def resolve_suffix(self, tokenizer: Any) -> str:
+        """The suffix with ``{eos}`` replaced by the tokenizer's EOS token."""
+        if "{eos}" not in self.suffix:
+            return self.suffix
+        if tokenizer.eos_token is None:
+            raise ValueError(
+                f"prompt template '{self.name}' appends the tokenizer's EOS token, but the tokenizer "
+                "has no eos_token; set one or choose another template with the 'prompt_template' key"
+            )
+        return self.suffix.replace("{eos}", tokenizer.eos_token)
+
+
+TEMPLATES: dict[str, PromptTemplate] = {
+    "llama3": PromptTemplate("llama3", "<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"),
+    "qwen2": PromptTemplate("qwen2", "<|im_start|>user\n", "<|im_end|><|endoftext|>"),
+    "chatml": PromptTemplate("chatml", "<|im_start|>user\n", "<|im_end|>"),
+    "mistral": PromptTemplate("mistral", "[INST] ", " [/INST]{eos}"),
+    "generic": PromptTemplate("generic", "", "{eos}"),
+}
+
+
+def _has_tokens(tokenizer: Any, tokens: list[str]) -> bool:
+    vocab = tokenizer.get_vocab()
+    return all(token in vocab for token in tokens)
+
+
+def detect_template_name(model_type: str | None, tokenizer: Any) -> str:
+    """Choose a template from the model type and the tokenizer's special tokens.
+
+    The vocabulary decides first because one architecture serves several chat formats
+    (Llama-3 and SmolLM2 are both ``llama``); the model type breaks the remaining ties.
+    """
+    if _has_tokens(tokenizer, ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]):
+        return "llama3"
+    if _has_tokens(tokenizer, ["<|im_start|>", "<|im_end|>"]):
+        return "qwen2" if model_type == "qwen2" and _has_tokens(tokenizer, ["<|endoftext|>"]) else "chatml"
+    if model_type == "mistral":
+        return "mistral"
+    return "generic"
+
+
+def get_template(
+    name: str | None, model_type: str | None, tokenizer: Any, allow_missing_special_tokens: bool = False
+) -> PromptTemplate:
+    """The template called ``name``, or the detected one when ``name`` is None or ``"auto"``.
+
+    ``allow_missing_special_tokens`` lets a template's special tokens be spelled out as plain text
+    (the release applied the Llama-3 format to every model; ``release_compat`` needs that).
+
+    Raises:
+        ValueError: ``name`` is not a known template, or its special tokens are not in the vocabulary.
+    """
+    if name is None or name == "auto":
+        name = detect_template_name(model_type, tokenizer)
+    if name not in TEMPLATES:
+        raise ValueError(
+            f"unknown prompt_template '{name}'; choose one of {sorted(TEMPLATES)} or 'auto'"
+        )
+    template = TEMPLATES[name]
+    special = [t for t in ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|im_start|>",
+                           "<|im_end|>", "<|endoftext|>") if t in template.prefix + template.suffix]
+    if special and not allow_missing_special_tokens and not _has_tokens(tokenizer, special):
+        raise ValueError(
+            f"prompt_template '{name}' needs the special tokens {special}, which this tokenizer lacks; "
+            "use prompt_template 'auto' or 'generic'"
+        )
+    return template

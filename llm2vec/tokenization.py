@@ -1,0 +1,138 @@
+"""The one tokenization path shared by training and encoding.
+
+A text is ``"{instruction} " + SEPARATOR + text`` (or just a text). It is wrapped in the model's
+prompt template, tokenized, truncated so that only the text shrinks (the template suffix and the
+pooled EOS always survive), and left-padded. ``embed_mask`` marks the tokens after the separator:
+the text, the template's closing tokens and the EOS, as llm2vec defines it.
+
+``release_compat=True`` reproduces the authors' release instead: the formatted string is tokenized
+whole and truncated from the right (a long text loses its EOS), and ``embed_mask`` is the last
+``m`` positions of the padded row, ``m`` being the token count of the part after the separator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from llm2vec.prompts import PromptTemplate
+from llm2vec.separator import SEPARATOR
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """Token ids of one formatted text; the last ``embed_count`` positions form its embed mask."""
+
+    input_ids: list[int]
+    embed_count: int
+
+
+def _split_instruction(text: str) -> tuple[str, str]:
+    instruction, separator, body = text.partition(SEPARATOR)
+    if not separator:
+        return "", text
+    return instruction, body
+
+
+def _special_tokens_around(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer itself adds before and after a text (e.g. BOS)."""
+    probe = "hello world"
+    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return full[:start], full[start + len(bare) :]
+    raise ValueError("cannot tell which special tokens the tokenizer adds around a text")
+
+
+class EmbeddingTokenizer:
+    """Formats, tokenizes, truncates and left-pads texts for an embedding model.
+
+    Args:
+        tokenizer: a Hugging Face fast tokenizer.
+        template: the prompt template to wrap texts in.
+        max_length: the most tokens in a row, template and special tokens included.
+        release_compat: reproduce the release's tokenization (see the module docstring).
+    """
+
+    def __init__(
+        self, tokenizer: Any, template: PromptTemplate, max_length: int, release_compat: bool = False
+    ) -> None:
+        if max_length < 1:
+            raise ValueError(f"max_length must be positive, got {max_length}")
+        self.tokenizer = tokenizer
+        self.template = template
+        self.max_length = max_length
+        self.release_compat = release_compat
+        self.suffix = template.resolve_suffix(tokenizer)
+        self.suffix_ids = tokenizer(self.suffix, add_special_tokens=False)["input_ids"]
+        self.special_before, self.special_after = _special_tokens_around(tokenizer)
+        self.fixed_length = len(self.special_before) + len(self.suffix_ids) + len(self.special_after)
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no pad token; LLM2Vec sets pad = eos before tokenizing")
+
+    def encode_text(self, text: str, text_max_length: int | None = None) -> EncodedText:
+        """Token ids and embed span of one text; ``text_max_length`` caps the text's own tokens."""
+        if self.release_compat:
+            return self._encode_like_release(text)
+        instruction, body = _split_instruction(text)
+        content = instruction + body
+        lead = len(content) - len(content.lstrip())
+        content = content.strip()
+        text_char_start = len(self.template.prefix) + max(0, len(instruction) - lead)
+        head = self.tokenizer(
+            self.template.prefix + content, add_special_tokens=False, return_offsets_mapping=True
+        )
+        ids, offsets = head["input_ids"], head["offset_mapping"]
+        # The first token that reaches into the text starts the embed span; a token straddling the
+        # instruction/text boundary belongs to the text so that no text character is hidden.
+        n_fixed = next((i for i, (_, end) in enumerate(offsets) if end > text_char_start), len(ids))
+        budget = self.max_length - self.fixed_length - n_fixed
+        if budget < 0:
+            raise ValueError(
+                f"max_length {self.max_length} leaves no room for the text: template, special tokens and "
+                f"instruction take {self.fixed_length + n_fixed} tokens (instruction: {instruction[:80]!r})"
+            )
+        if text_max_length is not None:
+            budget = min(budget, text_max_length)
+        text_ids = ids[n_fixed : n_fixed + budget]
+        input_ids = self.special_before + ids[:n_fixed] + text_ids + self.suffix_ids + self.special_after
+        return EncodedText(input_ids, len(text_ids) + len(self.suffix_ids) + len(self.special_after))
+
+    def _encode_like_release(self, text: str) -> EncodedText:
+        formatted = self.template.prefix + text.strip() + self.suffix
+        before, separator, after = formatted.partition(SEPARATOR)
+        input_ids = self.tokenizer(
+            before + after, add_special_tokens=True, truncation=True, max_length=self.max_length
+        )["input_ids"]
+        # Without a separator the release's embed mask is empty.
+        after_ids = self.tokenizer(
+            after if separator else "", add_special_tokens=False, truncation=True, max_length=self.max_length
+        )["input_ids"]
+        return EncodedText(input_ids, len(after_ids))
+
+    def pad(self, encoded: Sequence[EncodedText]) -> dict[str, torch.Tensor]:
+        """Left-pad rows into ``input_ids``, ``attention_mask`` and ``embed_mask`` tensors."""
+        width = max(len(row.input_ids) for row in encoded)
+        batch = len(encoded)
+        input_ids = torch.full((batch, width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((batch, width), dtype=torch.long)
+        embed_mask = torch.zeros((batch, width), dtype=torch.long)
+        for i, row in enumerate(encoded):
+            n = len(row.input_ids)
+            input_ids[i, width - n :] = torch.tensor(row.input_ids, dtype=torch.long)
+            attention_mask[i, width - n :] = 1
+            if row.embed_count > 0:
+                # In release_compat the count may exceed the row (right truncation): like the release,
+                # the span then reaches into the left padding.
+                embed_mask[i, width - min(row.embed_count, width) :] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "embed_mask": embed_mask}
+
+    def __call__(self, texts: Sequence[str], text_max_length: int | None = None) -> dict[str, torch.Tensor]:
+        """Tokenize and left-pad a batch of texts."""
+        if len(texts) == 0:
+            raise ValueError("cannot tokenize an empty batch")
+        return self.pad([self.encode_text(text, text_max_length) for text in texts])

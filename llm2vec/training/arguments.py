@@ -1,0 +1,79 @@
+"""Training-config dataclasses shared by the run scripts.
+
+A config is one JSON object whose keys are the fields of these dataclasses (and of
+``transformers.TrainingArguments``); a key that no dataclass of the stage defines is an error.
+Stage-specific groups keep keys from being accepted where they would be ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+
+@dataclass
+class ModelArguments:
+    """Which model to start from and how it turns text into an embedding."""
+
+    model_name_or_path: str = field(metadata={"help": "Hub id or local folder of the base causal LM."})
+    peft_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Adapter to load (and merge) on top of the base model before training."}
+    )
+    bidirectional: bool = field(default=False, metadata={"help": "Bidirectional attention (llm2vec); off in the paper."})
+    pooling_mode: str = field(
+        default="eos_token", metadata={"help": "mean, weighted_mean, eos_token, last_token or bos_token."}
+    )
+    max_seq_length: int = field(default=512, metadata={"help": "Most tokens per text, template included."})
+    prompt_template: str = field(
+        default="auto", metadata={"help": "llama3, qwen2, chatml, mistral, generic or auto (from the model)."}
+    )
+    torch_dtype: str | None = field(
+        default=None, metadata={"help": "Weights dtype: bfloat16, float16, float32 or auto (checkpoint's)."}
+    )
+    attn_implementation: str = field(
+        default="sdpa", metadata={"help": "sdpa, eager or flash_attention_2 (falls back to sdpa if not installed)."}
+    )
+
+
+@dataclass
+class DataArguments:
+    """Where the (query, positive[, negative]) pairs come from."""
+
+    dataset_name: str = field(default="E5", metadata={"help": "E5 (echo-embeddings directory) or jsonl."})
+    dataset_file_path: str = field(
+        default="cache/echo-data", metadata={"help": "The E5 directory, or a JSONL file or directory."}
+    )
+    dataset_files: list[str] | None = field(
+        default=None, metadata={"help": "Only these files (names without .jsonl), e.g. [\"nq\", \"squad\"]."}
+    )
+    default_instruction: str | None = field(
+        default=None, metadata={"help": "jsonl only: instruction for lines that have none."}
+    )
+
+
+@dataclass
+class StageIArguments:
+    """Bidirectional reconstruction (EBQ2D + EBD2Q)."""
+
+    alpha: float = field(default=0.2, metadata={"help": "loss = alpha * Q2D + (1 - alpha) * D2Q (paper 0.2)."})
+    release_compat: bool = field(
+        default=False, metadata={"help": "Reproduce the release's computation exactly (see docs)."}
+    )
+    ce_chunk_size: int | None = field(
+        default=4096, metadata={"help": "Target positions per cross-entropy chunk; null for one piece."}
+    )
+
+
+@dataclass
+class EmbeddingTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus the step limit of the paper's recipes."""
+
+    stop_after_n_steps: int | None = field(
+        default=None,
+        metadata={"help": "Stop (and save) after this many optimizer steps; the schedule still spans all epochs."},
+    )
+    resume_from_checkpoint_dir: str | None = field(
+        default=None,
+        metadata={"help": "A checkpoint folder to resume from, or 'last' for the newest complete one in output_dir."},
+    )

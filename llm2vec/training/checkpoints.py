@@ -1,0 +1,86 @@
+"""Checkpoint folders: completeness markers, finding the newest complete one, loading weights."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+COMPLETE_MARKER = "checkpoint_complete"
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def mark_complete(checkpoint_dir: str | Path) -> None:
+    """Written last, so a folder without it was interrupted while being written."""
+    (Path(checkpoint_dir) / COMPLETE_MARKER).write_text("ok\n")
+
+
+def is_complete(checkpoint_dir: str | Path) -> bool:
+    return (Path(checkpoint_dir) / COMPLETE_MARKER).is_file()
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The highest-numbered ``checkpoint-N`` of ``output_dir`` that was written completely."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    found = sorted(
+        ((int(m.group(1)), p) for p in output_dir.iterdir() if p.is_dir() and (m := _CHECKPOINT_RE.match(p.name))),
+        reverse=True,
+    )
+    for _, path in found:
+        if is_complete(path):
+            return path
+        logger.warning("skipping %s: it has no %s marker (interrupted while saving)", path, COMPLETE_MARKER)
+    return None
+
+
+def resolve_resume_checkpoint(resume: str | None, output_dir: str | Path) -> str | None:
+    """``resume_from_checkpoint_dir`` as a folder: ``last`` means the newest complete checkpoint."""
+    if resume is None:
+        return None
+    if resume == "last":
+        found = last_complete_checkpoint(output_dir)
+        if found is None:
+            logger.warning("resume_from_checkpoint_dir=last but %s has no complete checkpoint; starting anew", output_dir)
+        return None if found is None else str(found)
+    path = Path(resume)
+    if not path.is_dir():
+        raise FileNotFoundError(f"resume_from_checkpoint_dir {path} is not a folder")
+    if not is_complete(path):
+        raise ValueError(f"{path} has no {COMPLETE_MARKER} marker: it was interrupted while being saved")
+    return str(path)
+
+
+def read_safetensors_folder(folder: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of ``model.safetensors`` or of the shards listed in its index."""
+    folder = Path(folder)
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return load_file(single)
+    index = folder / "model.safetensors.index.json"
+    if not index.is_file():
+        raise FileNotFoundError(f"{folder} has neither model.safetensors nor model.safetensors.index.json")
+    shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    state: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        state.update(load_file(folder / shard))
+    return state
+
+
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], allowed_missing: set[str] = frozenset()) -> None:
+    """Load ``state`` strictly, except for keys the checkpoint may omit (tied weights)."""
+    result = module.load_state_dict(state, strict=False)
+    missing = set(result.missing_keys) - set(allowed_missing)
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"checkpoint does not match the model: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(result.unexpected_keys)[:5]}"
+        )

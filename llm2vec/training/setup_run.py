@@ -1,0 +1,91 @@
+"""The pieces of a training run that both stages wire the same way."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from llm2vec.dataset import load_train_dataset
+from llm2vec.training.arguments import DataArguments, EmbeddingTrainingArguments, ModelArguments
+from llm2vec.training.callbacks import StopAfterNStepsCallback
+from llm2vec.training.checkpoints import resolve_resume_checkpoint
+from llm2vec.training.collator import PairCollator
+from llm2vec.training.trainer import EmbeddingTrainer
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_attn_implementation(requested: str) -> str:
+    """``flash_attention_2`` when it can run here, else SDPA (same result, more memory)."""
+    if requested != "flash_attention_2":
+        return requested
+    if importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available():
+        return requested
+    logger.warning(
+        "attn_implementation=flash_attention_2 needs the flash-attn package and a CUDA GPU "
+        "(pip install -e '.[gpu]'); using sdpa instead, which computes the same attention"
+    )
+    return "sdpa"
+
+
+def encoder_loading_kwargs(model_args: ModelArguments) -> dict[str, Any]:
+    """Keyword arguments of ``LLM2Vec.from_pretrained`` that the model arguments decide."""
+    kwargs: dict[str, Any] = {
+        "enable_bidirectional": model_args.bidirectional,
+        "pooling_mode": model_args.pooling_mode,
+        "max_length": model_args.max_seq_length,
+        "prompt_template": model_args.prompt_template,
+        "attn_implementation": resolve_attn_implementation(model_args.attn_implementation),
+    }
+    if model_args.torch_dtype is not None:
+        kwargs["dtype"] = model_args.torch_dtype
+    return kwargs
+
+
+def training_dataset(
+    data_args: DataArguments, training_args: EmbeddingTrainingArguments, require_negatives: bool
+) -> Dataset:
+    """The task-chunked training set for this run's per-device batch size and world size."""
+    return load_train_dataset(
+        data_args.dataset_name,
+        data_args.dataset_file_path,
+        per_device_batch_size=training_args.per_device_train_batch_size,
+        world_size=training_args.world_size,
+        seed=training_args.seed,
+        files=data_args.dataset_files,
+        require_negatives=require_negatives,
+        default_instruction=data_args.default_instruction,
+    )
+
+
+def train_and_save(
+    model: nn.Module,
+    dataset: Dataset,
+    training_args: EmbeddingTrainingArguments,
+    with_negatives: bool,
+    logged_outputs: Sequence[str] = (),
+) -> EmbeddingTrainer:
+    """Train ``model`` (resuming if asked) and save the final model to ``output_dir``."""
+    # The collator consumes dataclass samples; there are no columns to drop.
+    training_args.remove_unused_columns = False
+    callbacks = []
+    if training_args.stop_after_n_steps is not None:
+        callbacks.append(StopAfterNStepsCallback(training_args.stop_after_n_steps))
+    trainer = EmbeddingTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=PairCollator(model.tokenize, with_negatives=with_negatives),
+        callbacks=callbacks,
+        logged_outputs=logged_outputs,
+    )
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint_dir, training_args.output_dir)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(training_args.output_dir)
+    return trainer

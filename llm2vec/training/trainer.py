@@ -1,0 +1,76 @@
+"""The Trainer both stages use: the model computes its own loss in ``forward``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset, SequentialSampler
+from transformers import Trainer
+
+from llm2vec.training.checkpoints import mark_complete
+
+TRAINING_ARGS_NAME = "training_args.bin"
+
+
+class EmbeddingTrainer(Trainer):
+    """A ``Trainer`` for LLM2Vec models.
+
+    - Reads the dataset in order: the datasets already arrange task-homogeneous chunks of
+      per-device batch x world size, and accelerate hands rank r the r-th batch of each chunk.
+    - Logs, beside ``loss``, the mean of the named model outputs (e.g. ``q2d_loss``, ``d2q_loss``)
+      over the steps since the last log, averaged across processes.
+    - Saves checkpoints with the model's own ``save`` (a loadable model folder plus tokenizer and
+      ``llm2vec_config.json``), marks each complete checkpoint, and reloads weights on resume.
+    """
+
+    def __init__(self, *args: Any, logged_outputs: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logged_outputs = tuple(logged_outputs)
+        self._output_sums: torch.Tensor | None = None
+        self._output_count = 0
+
+    def _get_train_sampler(self, train_dataset: Dataset | None = None) -> SequentialSampler:
+        return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        outputs = model(**inputs)
+        if model.training and self.logged_outputs:
+            values = torch.stack([outputs[name].detach().float() for name in self.logged_outputs])
+            self._output_sums = values if self._output_sums is None else self._output_sums + values
+            self._output_count += 1
+        loss = outputs["loss"]
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._output_sums is not None:
+            means = self.accelerator.reduce(self._output_sums / self._output_count, reduction="mean")
+            logs.update({name: round(float(value), 4) for name, value in zip(self.logged_outputs, means)})
+            self._output_sums, self._output_count = None, 0
+        super().log(logs, start_time)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        self.accelerator.unwrap_model(self.model).save(output_dir, state_dict=state_dict)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            checkpoint = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+            mark_complete(checkpoint)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        target = model if model is not None else self.model
+        self.accelerator.unwrap_model(target).load_checkpoint_weights(resume_from_checkpoint)

@@ -1,0 +1,103 @@
+"""experiments/run_stage_I.py end to end on CPU: trains, checkpoints, reloads, resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from llm2vec import LLM2Vec
+from llm2vec.training.checkpoints import COMPLETE_MARKER
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = REPO / "train_configs" / "tiny" / "stage_I_tiny.json"
+
+
+def run_stage_one(output_dir: Path, model_dir: Path, data_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        str(REPO / "experiments" / "run_stage_I.py"),
+        str(TINY_CONFIG),
+        "--output_dir", str(output_dir),
+        "--model_name_or_path", str(model_dir),
+        "--dataset_file_path", str(data_dir),
+        "--logging_steps", "1",
+        "--disable_tqdm", "true",
+        *overrides,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def logged_losses(trainer_state: Path) -> dict[int, dict[str, float]]:
+    history = json.loads(trainer_state.read_text())["log_history"]
+    return {entry["step"]: entry for entry in history if "loss" in entry}
+
+
+@pytest.mark.slow
+def test_tiny_stage_one_trains_saves_and_reloads(tmp_path, tiny_llama_dir, tiny_data_dir):
+    output = tmp_path / "run"
+    run_stage_one(output, tiny_llama_dir, tiny_data_dir, "--stop_after_n_steps", "16", "--save_steps", "8")
+    checkpoint = output / "checkpoint-16"
+    assert (checkpoint / COMPLETE_MARKER).is_file() and (output / "checkpoint-8" / COMPLETE_MARKER).is_file()
+    for folder in (output, checkpoint):
+        assert (folder / "llm2vec_config.json").is_file() and (folder / "tokenizer_config.json").is_file()
+
+    losses = logged_losses(checkpoint / "trainer_state.json")
+    assert set(losses) == set(range(1, 17))
+    assert {"q2d_loss", "d2q_loss"} <= set(losses[1])
+    first = sum(losses[s]["loss"] for s in (1, 2, 3)) / 3
+    last = sum(losses[s]["loss"] for s in (14, 15, 16)) / 3
+    assert last < first - 0.3, (first, last)
+    for step in (1, 16):  # the logged total is the alpha-weighted sum of the logged directions
+        assert losses[step]["loss"] == pytest.approx(
+            0.2 * losses[step]["q2d_loss"] + 0.8 * losses[step]["d2q_loss"], abs=2e-3
+        )
+
+    causal_lm = AutoModelForCausalLM.from_pretrained(output, dtype=torch.float32)
+    initial = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    assert not torch.equal(causal_lm.lm_head.weight, initial.lm_head.weight), "the lm_head was trained and saved"
+    encoder = LLM2Vec.from_pretrained(output)
+    assert encoder.llm2vec_config.alpha == 0.2 and encoder.pooling_mode == "eos_token"
+    assert encoder.encode(["a query about rivers"], show_progress_bar=False).shape == (1, 32)
+
+
+@pytest.mark.slow
+def test_resumed_run_repeats_the_uninterrupted_losses(tmp_path, tiny_llama_dir, tiny_data_dir):
+    common = ("--save_steps", "4", "--learning_rate", "0.003")
+    straight = tmp_path / "straight"
+    run_stage_one(straight, tiny_llama_dir, tiny_data_dir, "--stop_after_n_steps", "8", *common)
+    interrupted = tmp_path / "interrupted"
+    run_stage_one(interrupted, tiny_llama_dir, tiny_data_dir, "--stop_after_n_steps", "4", *common)
+    # A half-written checkpoint (no completion marker) must be skipped when resuming from "last".
+    (interrupted / "checkpoint-6").mkdir()
+    run_stage_one(
+        interrupted, tiny_llama_dir, tiny_data_dir,
+        "--stop_after_n_steps", "8", "--resume_from_checkpoint_dir", "last", *common,
+    )
+    expected = logged_losses(straight / "checkpoint-8" / "trainer_state.json")
+    resumed = logged_losses(interrupted / "checkpoint-8" / "trainer_state.json")
+    for step in range(5, 9):
+        for key in ("loss", "q2d_loss", "d2q_loss"):
+            assert resumed[step][key] == pytest.approx(expected[step][key], abs=1e-5), (step, key)
+
+
+def test_unknown_config_key_is_rejected(tmp_path, tiny_llama_dir, tiny_data_dir):
+    config = json.loads(TINY_CONFIG.read_text())
+    config["lora_r"] = 16  # a Stage II key: Stage I would silently ignore it
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(config))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "experiments" / "run_stage_I.py"), str(path)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "lora_r" in result.stderr and "bad.json" in result.stderr
