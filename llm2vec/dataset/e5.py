@@ -145,11 +145,6 @@ class E5Dataset(TaskChunkedDataset):
         task = TaskSamples(name)
         logger.info("Reading %s", path)
         for sample_index, line in enumerate(iter_jsonl(path)):
-            query = line.text("query")
-            positive = line.text("positive")
-            if require_negatives:
-                negative: str | None = line.text("negative")
-            else:
-                negative = line.optional_text("negative")
+            query, positive, negative = line.pair_texts(require_negatives)
             task.append(query, positive, negative, instructions[sample_index % len(instructions)])
         return task

@@ -110,12 +110,7 @@ class JsonlPairsDataset(TaskChunkedDataset):
         task = TaskSamples(name)
         logger.info("Reading %s", path)
         for line in iter_jsonl(path):
-            query = line.text("query")
-            positive = line.text("positive")
-            if require_negatives:
-                negative: str | None = line.text("negative")
-            else:
-                negative = line.optional_text("negative")
+            query, positive, negative = line.pair_texts(require_negatives)
             instruction = line.optional_text("instruction")
             task.append(query, positive, negative, instruction or default_instruction)
         return task

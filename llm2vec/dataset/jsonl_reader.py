@@ -69,6 +69,11 @@ class JsonlLine:
             return None
         return self.text(key)
 
+    def pair_texts(self, require_negative: bool) -> tuple[str, str, str | None]:
+        """The ``query``, ``positive`` and (required or optional) ``negative`` of a pair line."""
+        negative = self.text("negative") if require_negative else self.optional_text("negative")
+        return self.text("query"), self.text("positive"), negative
+
 
 def iter_jsonl(path: Path) -> Iterator[JsonlLine]:
     """Yield the JSON object of every non-blank line of ``path``, streaming.
