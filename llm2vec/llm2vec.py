@@ -170,16 +170,21 @@ class LLM2Vec(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
-        """Recompute decoder activations in backward (the Trainer calls this for ``gradient_checkpointing``)."""
-        kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
-        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    def activation_checkpointing_enable(
+        self,
+        activation_checkpointing_kwargs: dict[str, Any] | None = None,
+        every_n_layers: int = 1,
+        offload: bool = False,
+    ) -> None:
+        """Recompute decoder activations in backward (the Trainer calls this for ``activation_checkpointing``)."""
+        kwargs = {"use_reentrant": False, **(activation_checkpointing_kwargs or {})}
+        self.model.activation_checkpointing_enable(kwargs, every_n_layers=every_n_layers, offload=offload)
         if hasattr(self.model, "enable_input_require_grads"):
             # Frozen embeddings under LoRA would otherwise cut the checkpointed graph.
             self.model.enable_input_require_grads()
 
-    def gradient_checkpointing_disable(self) -> None:
-        self.model.gradient_checkpointing_disable()
+    def activation_checkpointing_disable(self) -> None:
+        self.model.activation_checkpointing_disable()
 
     # ------------------------------------------------------------------ encoding
     def tokenize(self, texts: Sequence[str], text_max_length: int | None = None) -> dict[str, torch.Tensor]:

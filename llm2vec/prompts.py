@@ -12,7 +12,8 @@ Formats:
   pooled token ``<|endoftext|>``.
 - ``chatml``: ``<|im_start|>user\\n{text}<|im_end|>``, for ChatML models that are not Qwen2
   (SmolLM2-Instruct); pooled token ``<|im_end|>``.
-- ``mistral``: llm2vec's Mistral format, ``[INST] {text} [/INST]`` followed by the EOS ``</s>``.
+- ``mistral``: llm2vec's Mistral-Instruct format, ``[INST] {text} [/INST]`` followed by the EOS ``</s>``;
+  chosen for Mistral models whose chat template uses ``[INST]`` (base Mistral gets ``generic``).
 - ``generic``: the text followed by the tokenizer's EOS token.
 """
 
@@ -65,8 +66,9 @@ def detect_template_name(model_type: str | None, tokenizer: Any) -> str:
         return "llama3"
     if _has_tokens(tokenizer, ["<|im_start|>", "<|im_end|>"]):
         return "qwen2" if model_type == "qwen2" and _has_tokens(tokenizer, ["<|endoftext|>"]) else "chatml"
-    if model_type == "mistral":
+    if model_type == "mistral" and "[INST]" in (getattr(tokenizer, "chat_template", None) or ""):
         return "mistral"
+    # Base models (Mistral-7B-v0.1 among them) have no chat format: text + EOS, as llm2vec does.
     return "generic"
 
 

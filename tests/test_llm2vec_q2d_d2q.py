@@ -253,3 +253,17 @@ def test_save_writes_a_complete_causal_lm(tiny_llama_dir, tmp_path):
 def test_bidirectional_is_rejected(tiny_llama_dir):
     with pytest.raises(ValueError, match="enable_bidirectional"):
         LLM2Vec_q2d_d2q.from_pretrained(tiny_llama_dir, enable_bidirectional=True)
+
+
+def test_activation_checkpointing_keeps_loss_and_gradients(tiny_llama_dir):
+    plain = _stage_one(tiny_llama_dir)
+    checkpointed = _stage_one(tiny_llama_dir)
+    checkpointed.activation_checkpointing_enable()
+    q, d = plain.tokenize(QUERIES), plain.tokenize(DOCUMENTS)
+    expected, output = plain(q, d), checkpointed(q, d)
+    expected.loss.backward()
+    output.loss.backward()
+    assert output.loss.item() == pytest.approx(expected.loss.item(), abs=1e-6)
+    for a, b in zip(plain.parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-5)
+    assert checkpointed.model.is_activation_checkpointing

@@ -69,6 +69,10 @@ class StageIArguments:
 class EmbeddingTrainingArguments(TrainingArguments):
     """``TrainingArguments`` plus the step limit of the paper's recipes."""
 
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={"help": "Every parameter takes part in both stages' losses, so DDP need not search for unused ones."},
+    )
     stop_after_n_steps: int | None = field(
         default=None,
         metadata={"help": "Stop (and save) after this many optimizer steps; the schedule still spans all epochs."},
@@ -76,4 +80,29 @@ class EmbeddingTrainingArguments(TrainingArguments):
     resume_from_checkpoint_dir: str | None = field(
         default=None,
         metadata={"help": "A checkpoint folder to resume from, or 'last' for the newest complete one in output_dir."},
+    )
+
+
+@dataclass
+class StageIIArguments:
+    """Contrastive fine-tuning (InfoNCE with in-batch and hard negatives) with LoRA."""
+
+    loss_scale: float = field(
+        default=50.0,
+        metadata={"help": "1 / temperature of the cosine scores: 50 in the release and llm2vec, 20 in the paper's text."},
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank (paper 16)."})
+    lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha; null means 2 * lora_r."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input (paper 0.05)."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        metadata={"help": "Linear layers that get a LoRA adapter."},
+    )
+    full_parameter: bool = field(
+        default=False,
+        metadata={"help": "Train every weight without LoRA (the release's accidental behaviour; off in the paper)."},
+    )
+    save_merged_model: bool = field(
+        default=False,
+        metadata={"help": "Also write the base with the adapter merged in to <output_dir>/merged at the end."},
     )

@@ -22,6 +22,11 @@ def mark_complete(checkpoint_dir: str | Path) -> None:
     (Path(checkpoint_dir) / COMPLETE_MARKER).write_text("ok\n")
 
 
+def clear_complete(checkpoint_dir: str | Path) -> None:
+    """Remove the marker before a folder is (re)written."""
+    (Path(checkpoint_dir) / COMPLETE_MARKER).unlink(missing_ok=True)
+
+
 def is_complete(checkpoint_dir: str | Path) -> bool:
     return (Path(checkpoint_dir) / COMPLETE_MARKER).is_file()
 

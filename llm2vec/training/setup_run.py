@@ -29,7 +29,9 @@ def resolve_attn_implementation(requested: str) -> str:
         return requested
     logger.warning(
         "attn_implementation=flash_attention_2 needs the flash-attn package and a CUDA GPU "
-        "(pip install -e '.[gpu]'); using sdpa instead, which computes the same attention"
+        "(pip install -e '.[gpu]'); using sdpa instead. The results are the same, except under "
+        "release_compat, where positions hidden by the embed mask attend to the anchor under sdpa "
+        "but to nothing under flash-attention (docs/differences_from_release.md)"
     )
     return "sdpa"
 

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset, SequentialSampler
 from transformers import Trainer
 
-from llm2vec.training.checkpoints import mark_complete
+from llm2vec.training.checkpoints import clear_complete, mark_complete
 
 TRAINING_ARGS_NAME = "training_args.bin"
 
@@ -66,9 +66,12 @@ class EmbeddingTrainer(Trainer):
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        checkpoint = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+        if self.args.should_save:
+            # An older run's folder of the same step must not look complete while it is overwritten.
+            clear_complete(checkpoint)
         super()._save_checkpoint(model, trial)
         if self.args.should_save:
-            checkpoint = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
             mark_complete(checkpoint)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
