@@ -78,8 +78,8 @@ class LLM2Vec(nn.Module):
         self.embedding_tokenizer = EmbeddingTokenizer(
             tokenizer, template, config.max_length, release_compat=config.release_compat
         )
-        if config.enable_bidirectional:
-            set_bidirectional_attention(self.model, True)
+        # Always set, both ways: a checkpoint saved bidirectional stores is_causal=false in its config.
+        set_bidirectional_attention(self.model, config.enable_bidirectional)
 
     # ------------------------------------------------------------------ loading
     @classmethod
