@@ -1,0 +1,109 @@
+"""Evaluate an LLM2Vec checkpoint on MTEB tasks and/or local JSONL tasks with mteb 2.x.
+
+    python experiments/mteb_eval_custom.py \
+        --base_model_name_or_path <base model> \
+        --peft_model_name_or_path <adapter> \
+        --task_name subset15 \
+        --task_to_instructions_fp test_configs/mteb/task_to_instructions.json \
+        --output_dir results/
+
+``--task_name`` takes an mteb task name, a comma-separated list, ``mteb56`` (the paper's 56 English
+tasks) or ``subset15`` (Table 8). ``--local_tasks`` takes a spec file or a folder of specs (see
+``llm2vec/evaluation/local_tasks.py``). Results are written in mteb's format to
+``<output_dir>/<model name>/<revision>/<task>.json`` (the layout of mteb's ``MTEB.run``); tasks
+with results there are skipped unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from llm2vec.evaluation.instructions import DEFAULT_INSTRUCTIONS_FILE, MissingInstructionError
+from llm2vec.evaluation.runner import DTYPES
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base_model_name_or_path", required=True, help="base model (hub id or folder)")
+    parser.add_argument(
+        "--peft_model_name_or_path", nargs="+", default=None, help="PEFT adapter(s), applied in order"
+    )
+    parser.add_argument("--task_name", default=None, help="task, comma-separated tasks, mteb56 or subset15")
+    parser.add_argument("--local_tasks", default=None, help="local task spec JSON file or folder of specs")
+    parser.add_argument("--task_to_instructions_fp", default=DEFAULT_INSTRUCTIONS_FILE)
+    parser.add_argument(
+        "--allow_missing_instructions", action="store_true", help="encode tasks without an instruction"
+    )
+    parser.add_argument("--output_dir", default="results/")
+    parser.add_argument("--model_name", default=None, help="results folder name (default: from the paths)")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--dtype", choices=DTYPES, default=None, help="default: bfloat16 on GPU, float32 on CPU")
+    parser.add_argument("--max_length", type=int, default=512)
+    parser.add_argument("--doc_max_length", type=int, default=400)
+    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--attn_implementation", default=None, help="e.g. sdpa, eager, flash_attention_2")
+    parser.add_argument("--overwrite", action="store_true", help="re-run tasks that already have results")
+    args = parser.parse_args(argv)
+    if not args.task_name and not args.local_tasks:
+        parser.error("give --task_name and/or --local_tasks")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    from llm2vec.evaluation.mteb_encoder import LLM2VecMTEBEncoder, build_model_meta
+    from llm2vec.evaluation.result_folder import OutputFolderCache
+    from llm2vec.evaluation.runner import build_tasks, collect_instructions, evaluate_tasks, load_llm2vec, plan_tasks
+
+    tasks = build_tasks(args.task_name, args.local_tasks)
+    try:
+        instructions = collect_instructions(
+            tasks, args.task_to_instructions_fp, allow_missing=args.allow_missing_instructions
+        )
+    except MissingInstructionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    model_meta = build_model_meta(
+        args.base_model_name_or_path, args.peft_model_name_or_path, name=args.model_name, max_tokens=args.max_length
+    )
+    cache = OutputFolderCache(args.output_dir)
+    plans = plan_tasks(tasks, cache, model_meta, overwrite=args.overwrite)
+    for plan in plans:
+        if not plan.run:
+            print(f"Skipping {plan.name}: results exist in {plan.result_path} (use --overwrite to re-run)")
+    to_run = [plan for plan in plans if plan.run]
+    if not to_run:
+        print("Nothing to evaluate.")
+        return 0
+    print(f"Evaluating {model_meta.name} on {len(to_run)} task(s): {', '.join(p.name for p in to_run)}")
+
+    model = load_llm2vec(
+        args.base_model_name_or_path,
+        args.peft_model_name_or_path,
+        device=args.device,
+        dtype=args.dtype,
+        attn_implementation=args.attn_implementation,
+        max_length=args.max_length,
+        doc_max_length=args.doc_max_length,
+    )
+    encoder = LLM2VecMTEBEncoder(
+        model,
+        instructions,
+        model_meta=model_meta,
+        missing_instruction="empty" if args.allow_missing_instructions else "error",
+        instructions_source=args.task_to_instructions_fp,
+        batch_size=args.batch_size,
+    )
+    scores = evaluate_tasks(encoder, to_run, cache, batch_size=args.batch_size)
+    for plan in to_run:
+        score = scores.get(plan.name)
+        shown = f"{score:.4f}" if score is not None else "n/a"
+        print(f"{plan.name}: main score {shown} -> {plan.result_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

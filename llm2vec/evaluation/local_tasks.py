@@ -1,0 +1,519 @@
+"""Evaluation tasks read from local JSONL files, so evaluation runs with no network.
+
+A local task is an mteb task (a subclass of mteb's ``AbsTaskSTS``, ``AbsTaskRetrieval``,
+``AbsTaskClassification``, ``AbsTaskClusteringLegacy`` or ``AbsTaskPairClassification``) whose
+``load_data`` reads the files below instead of the Hugging Face hub. mteb computes the scores and
+writes the results in its own format, exactly as for its own tasks.
+
+Spec
+----
+A JSON file holding one spec object or a list of them (or a folder of such ``*.json`` files)::
+
+    {
+      "name": "TinySTS",                 # task name: the results file and the instruction key
+      "type": "STS",                     # STS | Retrieval | Reranking | Classification |
+                                         # Clustering | PairClassification
+      "path": "tiny_sts.jsonl",          # data file or folder, relative to the spec file
+      "instruction": "Retrieve semantically similar text:",   # optional
+      "main_score": "cosine_spearman",   # optional, default per type (below)
+      "description": "...",              # optional
+      "eval_split": "test",              # optional
+      "languages": ["eng-Latn"]          # optional
+    }
+
+plus the options of its type. Names must not be names of mteb tasks. Unknown keys are an error.
+The data's content hash is recorded as the task's dataset revision.
+
+Data formats (JSON lines, UTF-8)
+--------------------------------
+``STS`` (main score ``cosine_spearman``: Spearman correlation of the cosine similarities with the
+gold scores). ``path`` is a file, one pair per line::
+
+    {"sentence1": "...", "sentence2": "...", "score": 4.2}
+
+Options ``min_score`` / ``max_score`` (default: the smallest / largest gold score) rescale the
+gold scores to [0, 1] as mteb does; correlations do not depend on them.
+
+``PairClassification`` (main score ``cosine_ap``: average precision of the cosine similarity for
+the binary label). ``path`` is a file::
+
+    {"sentence1": "...", "sentence2": "...", "label": 1}
+
+``Classification`` (main score ``accuracy``: a logistic regression trained on the embeddings of
+``samples_per_label`` training texts per label, accuracy on the evaluation split, mean over
+``n_experiments`` draws; options default to mteb's 8 and 10). ``path`` is a folder holding
+``train.jsonl`` and ``<eval_split>.jsonl``::
+
+    {"text": "...", "label": "sports"}       # labels: strings or integers
+
+``Clustering`` (main score ``v_measure``: mini-batch k-means with one cluster per gold label,
+V-measure against the labels; mean over clusterings). ``path`` is a file, either one text per line
+(all lines form one clustering)::
+
+    {"text": "...", "label": "physics"}
+
+or one whole clustering per line: ``{"sentences": ["...", ...], "labels": ["...", ...]}``.
+
+``Retrieval`` (main score ``ndcg_at_10``). ``path`` is a folder holding ``corpus.jsonl``,
+``queries.jsonl`` and ``qrels.jsonl`` (or a BEIR-style ``qrels.tsv`` with a header line)::
+
+    corpus.jsonl   {"id": "d1", "title": "optional", "text": "..."}     ("_id" also accepted)
+    queries.jsonl  {"id": "q1", "text": "..."}
+    qrels.jsonl    {"query-id": "q1", "corpus-id": "d1", "score": 1}
+
+Queries get the instruction, documents (``"title text"``) do not.
+
+``Reranking`` (main score ``map_at_1000``, i.e. MAP over each query's candidates). ``path`` is a
+file, one query per line with its candidates::
+
+    {"query": "...", "positive": ["...", ...], "negative": ["...", ...]}
+
+Lines without a positive or without a negative are dropped (as mteb does).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, DatasetDict
+from mteb.abstasks import (
+    AbsTask,
+    AbsTaskClassification,
+    AbsTaskClusteringLegacy,
+    AbsTaskPairClassification,
+    AbsTaskRetrieval,
+    AbsTaskSTS,
+)
+from mteb.abstasks.task_metadata import TaskMetadata
+
+__all__ = [
+    "LOCAL_TASK_TYPES",
+    "LocalTaskSpec",
+    "load_local_task_specs",
+    "make_local_task",
+    "load_local_tasks",
+    "local_task_instructions",
+]
+
+_COMMON_KEYS = {"name", "type", "path", "instruction", "main_score", "description", "eval_split", "languages"}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]*")
+
+
+@dataclass(frozen=True)
+class LocalTaskSpec:
+    """One local task: its name, type, data location and options (see the module docstring)."""
+
+    name: str
+    type: str
+    path: Path
+    instruction: str | None = None
+    main_score: str | None = None
+    description: str | None = None
+    eval_split: str = "test"
+    languages: tuple[str, ...] = ("eng-Latn",)
+    options: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None  # the spec file
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], base_dir: str | os.PathLike = ".", source: Path | None = None) -> LocalTaskSpec:
+        """Validate a spec object; ``path`` is resolved against ``base_dir``."""
+        where = f" in {source}" if source is not None else ""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a local task spec must be a JSON object{where}, got {data!r}")
+        for key in ("name", "type", "path"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise ValueError(f"local task spec{where} needs a string {key!r}: {dict(data)!r}")
+        name, task_type = data["name"], data["type"]
+        if task_type not in LOCAL_TASK_TYPES:
+            raise ValueError(f"local task {name!r}{where}: unknown type {task_type!r}; choose one of {sorted(LOCAL_TASK_TYPES)}")
+        if _NAME.fullmatch(name) is None:
+            raise ValueError(f"local task name {name!r}{where} may only hold letters, digits and . _ : + -")
+        allowed_options = LOCAL_TASK_TYPES[task_type].options
+        unknown = set(data) - _COMMON_KEYS - set(allowed_options)
+        if unknown:
+            raise ValueError(
+                f"local task {name!r}{where}: unknown key(s) {sorted(unknown)}; a {task_type} task takes "
+                f"{sorted(_COMMON_KEYS | set(allowed_options))}"
+            )
+        for key in ("instruction", "main_score", "description", "eval_split"):
+            if key in data and not isinstance(data[key], str):
+                raise ValueError(f"local task {name!r}{where}: {key!r} must be a string")
+        languages = data.get("languages", ["eng-Latn"])
+        if isinstance(languages, str) or not all(isinstance(lang, str) for lang in languages):
+            raise ValueError(f"local task {name!r}{where}: 'languages' must be a list of strings like 'eng-Latn'")
+        path = Path(data["path"])
+        if not path.is_absolute():
+            path = Path(base_dir) / path
+        return cls(
+            name=name,
+            type=task_type,
+            path=path.resolve(),
+            instruction=data.get("instruction"),
+            main_score=data.get("main_score"),
+            description=data.get("description"),
+            eval_split=data.get("eval_split", "test"),
+            languages=tuple(languages),
+            options={key: data[key] for key in allowed_options if key in data},
+            source=source,
+        )
+
+    @property
+    def data_files(self) -> list[Path]:
+        """The files this task reads (for the content hash)."""
+        return LOCAL_TASK_TYPES[self.type].files(self)
+
+    def revision(self) -> str:
+        """A content hash of the data files and options, recorded as the dataset revision."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps([self.type, self.eval_split, self.options], sort_keys=True).encode())
+        for path in self.data_files:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- reading files
+def _read_jsonl(path: Path, required: Iterable[str] = ()) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"local task data file not found: {path}")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not valid JSON ({error})") from None
+            missing = [key for key in required if key not in row]
+            if missing:
+                raise ValueError(f"{path}:{number}: missing key(s) {missing}")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no data")
+    return rows
+
+
+def _label_ids(labels: list[Any]) -> list[int]:
+    """Labels as ids 0..k-1 in sorted order (mteb's scores need numbers for binary tasks)."""
+    names = sorted({str(label) for label in labels})
+    index = {name: i for i, name in enumerate(names)}
+    return [index[str(label)] for label in labels]
+
+
+def _read_sts(spec: LocalTaskSpec) -> dict[str, DatasetDict]:
+    rows = _read_jsonl(spec.path, ("sentence1", "sentence2", "score"))
+    data = {
+        "sentence1": [str(r["sentence1"]) for r in rows],
+        "sentence2": [str(r["sentence2"]) for r in rows],
+        "score": [float(r["score"]) for r in rows],
+    }
+    return {"default": DatasetDict({spec.eval_split: Dataset.from_dict(data)})}
+
+
+def _read_pair_classification(spec: LocalTaskSpec) -> dict[str, DatasetDict]:
+    rows = _read_jsonl(spec.path, ("sentence1", "sentence2", "label"))
+    labels = [int(r["label"]) for r in rows]
+    if set(labels) - {0, 1}:
+        raise ValueError(f"{spec.path}: pair classification labels must be 0 or 1")
+    # mteb's v1 layout: one row holding the lists
+    data = {
+        "sentence1": [[str(r["sentence1"]) for r in rows]],
+        "sentence2": [[str(r["sentence2"]) for r in rows]],
+        "labels": [labels],
+    }
+    return {"default": DatasetDict({spec.eval_split: Dataset.from_dict(data)})}
+
+
+def _classification_files(spec: LocalTaskSpec) -> list[Path]:
+    return [spec.path / "train.jsonl", spec.path / f"{spec.eval_split}.jsonl"]
+
+
+def _read_classification(spec: LocalTaskSpec) -> dict[str, DatasetDict]:
+    train_path, eval_path = _classification_files(spec)
+    train = _read_jsonl(train_path, ("text", "label"))
+    evaluation = _read_jsonl(eval_path, ("text", "label"))
+    ids = _label_ids([r["label"] for r in train + evaluation])
+    splits = {
+        "train": Dataset.from_dict({"text": [str(r["text"]) for r in train], "label": ids[: len(train)]}),
+        spec.eval_split: Dataset.from_dict({"text": [str(r["text"]) for r in evaluation], "label": ids[len(train) :]}),
+    }
+    return {"default": DatasetDict(splits)}
+
+
+def _read_clustering(spec: LocalTaskSpec) -> dict[str, DatasetDict]:
+    rows = _read_jsonl(spec.path)
+    if all("sentences" in r and "labels" in r for r in rows):
+        sets = [([str(t) for t in r["sentences"]], list(r["labels"])) for r in rows]
+    elif all("text" in r and "label" in r for r in rows):
+        sets = [([str(r["text"]) for r in rows], [r["label"] for r in rows])]
+    else:
+        raise ValueError(f"{spec.path}: clustering lines need 'text' and 'label' (or 'sentences' and 'labels')")
+    for sentences, labels in sets:
+        if len(sentences) != len(labels):
+            raise ValueError(f"{spec.path}: a clustering has {len(sentences)} sentences but {len(labels)} labels")
+    data = {"sentences": [s for s, _ in sets], "labels": [_label_ids(labels) for _, labels in sets]}
+    return {"default": DatasetDict({spec.eval_split: Dataset.from_dict(data)})}
+
+
+def _row_id(row: Mapping[str, Any], path: Path) -> str:
+    for key in ("id", "_id"):
+        if key in row:
+            return str(row[key])
+    raise ValueError(f"{path}: a line has no 'id' (or '_id'): {dict(row)!r}")
+
+
+def _qrels_path(spec: LocalTaskSpec) -> Path:
+    jsonl = spec.path / "qrels.jsonl"
+    return jsonl if jsonl.exists() or not (spec.path / "qrels.tsv").exists() else spec.path / "qrels.tsv"
+
+
+def _retrieval_files(spec: LocalTaskSpec) -> list[Path]:
+    return [spec.path / "corpus.jsonl", spec.path / "queries.jsonl", _qrels_path(spec)]
+
+
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    if path.suffix == ".tsv":
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f, delimiter="\t")
+            next(reader, None)  # header
+            triples = [(row[0], row[1], row[2]) for row in reader if row]
+    else:
+        triples = [(r["query-id"], r["corpus-id"], r["score"]) for r in _read_jsonl(path, ("query-id", "corpus-id", "score"))]
+    for query_id, corpus_id, score in triples:
+        qrels.setdefault(str(query_id), {})[str(corpus_id)] = int(score)
+    return qrels
+
+
+def _read_retrieval(spec: LocalTaskSpec) -> dict[str, dict[str, Any]]:
+    corpus_path, queries_path, qrels_path = _retrieval_files(spec)
+    corpus_rows = _read_jsonl(corpus_path, ("text",))
+    query_rows = _read_jsonl(queries_path, ("text",))
+    corpus = Dataset.from_dict(
+        {
+            "id": [_row_id(r, corpus_path) for r in corpus_rows],
+            "title": [str(r.get("title") or "") for r in corpus_rows],
+            "text": [str(r["text"]) for r in corpus_rows],
+        }
+    )
+    queries = Dataset.from_dict(
+        {"id": [_row_id(r, queries_path) for r in query_rows], "text": [str(r["text"]) for r in query_rows]}
+    )
+    qrels = _read_qrels(qrels_path)
+    unknown = {d for docs in qrels.values() for d in docs} - set(corpus["id"])
+    if unknown:
+        raise ValueError(f"{qrels_path}: corpus ids not in {corpus_path}: {sorted(unknown)[:5]}")
+    split = {"corpus": corpus, "queries": queries, "relevant_docs": qrels, "top_ranked": None}
+    return {"default": {spec.eval_split: split}}
+
+
+def _read_reranking(spec: LocalTaskSpec) -> dict[str, dict[str, Any]]:
+    rows = _read_jsonl(spec.path, ("query", "positive", "negative"))
+    query_ids, query_texts = [], []
+    doc_ids, doc_texts = [], []
+    qrels: dict[str, dict[str, int]] = {}
+    top_ranked: dict[str, list[str]] = {}
+    for number, row in enumerate(rows):
+        positives, negatives = list(row["positive"]), list(row["negative"])
+        if not positives or not negatives:
+            continue
+        query_id = f"q{number}"
+        query_ids.append(query_id)
+        query_texts.append(str(row["query"]))
+        candidates = [(f"{query_id}-pos{i}", text, 1) for i, text in enumerate(positives)]
+        candidates += [(f"{query_id}-neg{i}", text, 0) for i, text in enumerate(negatives)]
+        for doc_id, text, relevance in candidates:
+            doc_ids.append(doc_id)
+            doc_texts.append(str(text))
+            qrels.setdefault(query_id, {})[doc_id] = relevance
+        top_ranked[query_id] = [doc_id for doc_id, _, _ in candidates]
+    if not query_ids:
+        raise ValueError(f"{spec.path}: no line has both a positive and a negative")
+    split = {
+        "corpus": Dataset.from_dict({"id": doc_ids, "title": [""] * len(doc_ids), "text": doc_texts}),
+        "queries": Dataset.from_dict({"id": query_ids, "text": query_texts}),
+        "relevant_docs": qrels,
+        "top_ranked": top_ranked,
+    }
+    return {"default": {spec.eval_split: split}}
+
+
+# --------------------------------------------------------------------------- task classes
+class _LocalDataMixin:
+    """``load_data`` from the spec's files instead of the hub (put first in the bases)."""
+
+    spec: LocalTaskSpec
+    dataset: Any
+    data_loaded: bool
+
+    def load_data(self, num_proc: int | None = None, *, timer: Any = None, **kwargs: Any) -> None:
+        if self.data_loaded:
+            return
+        self.dataset = LOCAL_TASK_TYPES[self.spec.type].reader(self.spec)
+        self.data_loaded = True
+
+
+class LocalSTSTask(_LocalDataMixin, AbsTaskSTS):
+    """STS task read from a local JSONL file."""
+
+
+class LocalPairClassificationTask(_LocalDataMixin, AbsTaskPairClassification):
+    """Pair classification task read from a local JSONL file."""
+
+
+class LocalClassificationTask(_LocalDataMixin, AbsTaskClassification):
+    """Classification task read from local ``train.jsonl`` / ``<split>.jsonl`` files."""
+
+
+class LocalClusteringTask(_LocalDataMixin, AbsTaskClusteringLegacy):
+    """Clustering task read from a local JSONL file."""
+
+
+class LocalRetrievalTask(_LocalDataMixin, AbsTaskRetrieval):
+    """Retrieval task read from local corpus / queries / qrels files."""
+
+
+class LocalRerankingTask(_LocalDataMixin, AbsTaskRetrieval):
+    """Reranking task (retrieval over each query's candidates) read from a local JSONL file."""
+
+
+def _single_file(spec: LocalTaskSpec) -> list[Path]:
+    return [spec.path]
+
+
+@dataclass(frozen=True)
+class _TaskType:
+    base: type[AbsTask]
+    main_score: str
+    reader: Any  # spec -> the task's ``dataset``
+    options: tuple[str, ...] = ()  # spec keys of this type
+    files: Any = _single_file  # spec -> the data files read
+
+
+def _sts_attributes(spec: LocalTaskSpec) -> dict[str, Any]:
+    if "min_score" in spec.options and "max_score" in spec.options:
+        low, high = spec.options["min_score"], spec.options["max_score"]
+    else:
+        scores = [float(r["score"]) for r in _read_jsonl(spec.path, ("score",))]
+        low, high = spec.options.get("min_score", min(scores)), spec.options.get("max_score", max(scores))
+    if not high > low:
+        raise ValueError(f"local STS task {spec.name!r}: max_score must be larger than min_score ({low}, {high})")
+    return {"min_score": low, "max_score": high}
+
+
+def _classification_attributes(spec: LocalTaskSpec) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    for key in ("n_experiments", "samples_per_label"):
+        if key in spec.options:
+            value = spec.options[key]
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"local task {spec.name!r}: {key} must be a positive integer")
+            attributes[key] = value
+    return attributes
+
+
+LOCAL_TASK_TYPES: dict[str, _TaskType] = {
+    "STS": _TaskType(LocalSTSTask, "cosine_spearman", _read_sts, ("min_score", "max_score")),
+    "PairClassification": _TaskType(LocalPairClassificationTask, "cosine_ap", _read_pair_classification),
+    "Classification": _TaskType(
+        LocalClassificationTask,
+        "accuracy",
+        _read_classification,
+        ("n_experiments", "samples_per_label"),
+        _classification_files,
+    ),
+    "Clustering": _TaskType(LocalClusteringTask, "v_measure", _read_clustering),
+    "Retrieval": _TaskType(LocalRetrievalTask, "ndcg_at_10", _read_retrieval, (), _retrieval_files),
+    "Reranking": _TaskType(LocalRerankingTask, "map_at_1000", _read_reranking),
+}
+
+_ATTRIBUTES = {"STS": _sts_attributes, "Classification": _classification_attributes}
+
+
+def _check_not_mteb_task(name: str, source: Path | None) -> None:
+    import mteb
+
+    try:
+        mteb.get_task(name)
+    except KeyError:
+        return
+    where = f" (in {source})" if source is not None else ""
+    raise ValueError(f"local task name {name!r}{where} is the name of an mteb task; choose another name")
+
+
+def make_local_task(spec: LocalTaskSpec | Mapping[str, Any], base_dir: str | os.PathLike = ".") -> AbsTask:
+    """An mteb task instance for ``spec`` (a :class:`LocalTaskSpec` or a spec object)."""
+    if not isinstance(spec, LocalTaskSpec):
+        spec = LocalTaskSpec.from_dict(spec, base_dir)
+    _check_not_mteb_task(spec.name, spec.source)
+    task_type = LOCAL_TASK_TYPES[spec.type]
+    for path in task_type.files(spec):
+        if not path.is_file():
+            raise FileNotFoundError(f"local task {spec.name!r}: data file not found: {path}")
+    metadata = TaskMetadata(
+        name=spec.name,
+        description=spec.description or f"Local {spec.type} task read from {spec.path}",
+        dataset={"path": str(spec.path), "revision": spec.revision()},
+        type=spec.type,
+        category="t2t",
+        modalities=["text"],
+        eval_splits=[spec.eval_split],
+        eval_langs=list(spec.languages),
+        main_score=spec.main_score or task_type.main_score,
+        prompt=spec.instruction,
+        sample_creation="created",
+        bibtex_citation="",
+    )
+    attributes: dict[str, Any] = {"metadata": metadata, "spec": spec, "__module__": __name__}
+    attributes.update(_ATTRIBUTES.get(spec.type, lambda _: {})(spec))
+    class_name = "Local" + re.sub(r"\W", "_", spec.name)
+    task_class = type(class_name, (task_type.base,), attributes)
+    return task_class()
+
+
+def load_local_task_specs(path: str | os.PathLike) -> list[LocalTaskSpec]:
+    """Specs from a JSON file (one object or a list) or from every ``*.json`` file of a folder."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.json") if p.is_file())
+        if not files:
+            raise FileNotFoundError(f"no local task spec (*.json) in {path}")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise FileNotFoundError(f"local task spec not found: {path}")
+    specs: list[LocalTaskSpec] = []
+    for file in files:
+        with open(file, encoding="utf-8") as f:
+            data = json.load(f)
+        for item in data if isinstance(data, list) else [data]:
+            specs.append(LocalTaskSpec.from_dict(item, file.parent, source=file))
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"local task names used more than once in {path}: {duplicates}")
+    return specs
+
+
+def load_local_tasks(path: str | os.PathLike) -> list[AbsTask]:
+    """mteb task instances for the specs in ``path`` (see :func:`load_local_task_specs`)."""
+    return [make_local_task(spec) for spec in load_local_task_specs(path)]
+
+
+def local_task_instructions(tasks_or_specs: Iterable[AbsTask | LocalTaskSpec]) -> dict[str, str]:
+    """``{name: instruction}`` of the local tasks (or specs) that define one."""
+    instructions = {}
+    for item in tasks_or_specs:
+        spec = item if isinstance(item, LocalTaskSpec) else getattr(item, "spec", None)
+        if spec is not None and spec.instruction is not None:
+            instructions[spec.name] = spec.instruction
+    return instructions

@@ -1,0 +1,155 @@
+"""experiments/mteb_eval_custom.py: runs local tasks on a tiny model, skips finished tasks,
+re-runs them with --overwrite, and refuses tasks without an instruction."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mteb
+import pytest
+
+from llm2vec.evaluation import runner
+from llm2vec.evaluation.local_tasks import load_local_tasks
+from llm2vec.evaluation.mteb_encoder import build_model_meta
+from llm2vec.evaluation.result_folder import OutputFolderCache
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "experiments" / "mteb_eval_custom.py"
+DATA = REPO / "tests" / "data" / "local_tasks"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("mteb_eval_custom", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_specs(path: Path, names: list[str], drop_instruction: bool = False) -> Path:
+    """A spec file holding the given tiny specs, with absolute data paths."""
+    specs = []
+    for name in names:
+        spec = json.loads((DATA / f"{name}.json").read_text())
+        spec["path"] = str(DATA / spec["path"])
+        if drop_instruction:
+            spec.pop("instruction", None)
+        specs.append(spec)
+    path.write_text(json.dumps(specs))
+    return path
+
+
+def cli_args(model_dir: Path, specs: Path, output_dir: Path, *extra: str) -> list[str]:
+    return [
+        "--base_model_name_or_path", str(model_dir),
+        "--local_tasks", str(specs),
+        "--output_dir", str(output_dir),
+        "--batch_size", "8",
+        "--device", "cpu",
+        *extra,
+    ]
+
+
+@pytest.mark.slow
+def test_cli_writes_results_skips_them_and_overwrites(tmp_path, tiny_llama_dir, monkeypatch, capsys):
+    specs = write_specs(tmp_path / "specs.json", ["tiny_sts", "tiny_retrieval"])
+    output = tmp_path / "results_dir"
+    command = [sys.executable, str(SCRIPT), *cli_args(tiny_llama_dir, specs, output)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    run = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+
+    meta = build_model_meta(tiny_llama_dir)
+    folder = output / meta.model_name_as_path() / meta.revision  # mteb's MTEB.run layout
+    paths = {name: folder / f"{name}.json" for name in ("TinySTS", "TinyRetrieval")}
+    first = {name: mteb.TaskResult.from_disk(path) for name, path in paths.items()}
+    assert (folder / "model_meta.json").exists() and (folder / "run_settings.jsonl").exists()
+    assert sorted(p.name for p in output.iterdir()) == [meta.model_name_as_path()]
+    for name, result in first.items():
+        assert f"{name}: main score" in run.stdout
+        assert result.task_name == name and list(result.scores) == ["test"]
+    mtimes = {name: path.stat().st_mtime_ns for name, path in paths.items()}
+
+    # second run (in-process): everything is done, so nothing is loaded or written
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model must not be loaded when every task is done")
+
+    monkeypatch.setattr(runner, "load_llm2vec", no_model)
+    script = load_script()
+    assert script.main(cli_args(tiny_llama_dir, specs, output)) == 0
+    out = capsys.readouterr().out
+    assert "Skipping TinySTS" in out and "Skipping TinyRetrieval" in out and "Nothing to evaluate." in out
+    assert {name: path.stat().st_mtime_ns for name, path in paths.items()} == mtimes
+    monkeypatch.undo()
+
+    # --overwrite re-runs both tasks (same scores: evaluation is deterministic)
+    assert script.main(cli_args(tiny_llama_dir, specs, output, "--overwrite")) == 0
+    out = capsys.readouterr().out
+    assert "Skipping" not in out
+    for name, path in paths.items():
+        assert path.stat().st_mtime_ns > mtimes[name]
+        again = mteb.TaskResult.from_disk(path)
+        assert again.date > first[name].date
+        assert again.get_score() == pytest.approx(first[name].get_score(), abs=1e-6)
+
+
+def test_missing_instruction_is_a_clear_error(tmp_path, capsys):
+    specs = write_specs(tmp_path / "specs.json", ["tiny_sts"], drop_instruction=True)
+    instructions = tmp_path / "instructions.json"
+    instructions.write_text(json.dumps({"STS12": "Retrieve semantically similar text:"}))
+    args = cli_args(Path("unused-model"), specs, tmp_path / "out", "--task_to_instructions_fp", str(instructions))
+    assert load_script().main(args) == 2
+    error = capsys.readouterr().err
+    assert "TinySTS" in error and str(instructions) in error and "--allow_missing_instructions" in error
+
+
+def test_arguments_need_tasks():
+    with pytest.raises(SystemExit):
+        load_script().parse_args(["--base_model_name_or_path", "x"])
+    args = load_script().parse_args(["--base_model_name_or_path", "x", "--task_name", "subset15"])
+    assert (args.batch_size, args.max_length, args.doc_max_length, args.dtype) == (32, 512, 400, None)
+    assert args.output_dir == "results/"
+    assert args.task_to_instructions_fp == "test_configs/mteb/task_to_instructions.json"
+
+
+def test_plan_skips_done_tasks_and_reruns_changed_local_data(tmp_path):
+    shutil.copytree(DATA / "tiny_retrieval", tmp_path / "tiny_retrieval")
+    spec = json.loads((DATA / "tiny_retrieval.json").read_text())
+    (tmp_path / "tiny_retrieval.json").write_text(json.dumps(spec))
+    cache = OutputFolderCache(tmp_path / "out")
+    meta = build_model_meta("org/model")
+    assert cache.get_task_result_path("TinyRetrieval", meta) == (
+        tmp_path / "out" / "org__model" / "no_revision_available" / "TinyRetrieval.json"
+    )
+
+    (task,) = load_local_tasks(tmp_path / "tiny_retrieval.json")
+    (plan,) = runner.plan_tasks([task], cache, meta)
+    assert plan.run and plan.overwrite_strategy == "only-missing"
+
+    scores = {"test": {"default": {"ndcg_at_10": 0.5, "main_score": 0.5}}}
+    cache.save_to_cache(mteb.TaskResult.from_task_results(task, scores, evaluation_time=0.0), meta)
+    (plan,) = runner.plan_tasks([task], cache, meta)
+    assert not plan.run
+    (plan,) = runner.plan_tasks([task], cache, meta, overwrite=True)
+    assert plan.run and plan.overwrite_strategy == "always"
+
+    with open(tmp_path / "tiny_retrieval" / "queries.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "q_new", "text": "a new query"}) + "\n")
+    (task,) = load_local_tasks(tmp_path / "tiny_retrieval.json")
+    (plan,) = runner.plan_tasks([task], cache, meta)
+    assert plan.run and plan.overwrite_strategy == "always" and "changed" in plan.reason
+
+
+def test_mteb_tasks_and_local_tasks_are_built_together():
+    tasks = runner.build_tasks("SciFact,STS17", DATA / "tiny_sts.json")
+    assert [t.metadata.name for t in tasks] == ["SciFact", "STS17", "TinySTS"]
+    assert list(tasks[1].hf_subsets) == ["en-en"]
+    instructions = runner.collect_instructions(tasks, None)
+    assert instructions["TinySTS"] == "Retrieve semantically similar text:"
+    with pytest.raises(ValueError, match="no tasks"):
+        runner.build_tasks(None, None)
