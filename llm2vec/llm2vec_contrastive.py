@@ -1,0 +1,155 @@
+"""LLM2VecContrastive: the Stage II model, contrastive fine-tuning with LoRA.
+
+An ``LLM2Vec`` encoder (EOS pooling in every paper config) over the Stage I checkpoint (Anchor) or
+the original model (Baseline), with a fresh LoRA adapter on the inner transformer (paper: r 16,
+alpha 32, dropout 0.05 on q/k/v/o/gate/up/down, bias none) and the InfoNCE loss with in-batch and
+hard negatives (``HardNegativeNLLLoss``) computed inside ``forward``, so DDP, FSDP and DeepSpeed see
+every parameter use.
+
+Checkpoints hold the adapter (``adapter_config.json``, ``adapter_model.safetensors``), the tokenizer
+and ``llm2vec_config.json``; they load for inference with
+``LLM2Vec.from_pretrained(base, peft_model_name_or_path=checkpoint)`` (when training started from
+``base`` plus a merged adapter A, pass ``peft_model_name_or_path=[A, checkpoint]``). Without LoRA
+(``train_full_parameters``, the release's accidental behaviour) checkpoints are full model folders.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file
+from torch import nn
+from transformers.utils import ModelOutput
+
+from llm2vec.llm2vec import LLM2Vec
+from llm2vec.loss.hard_negative_nll_loss import HardNegativeNLLLoss
+from llm2vec.model_config import LLM2VecConfig
+
+logger = logging.getLogger(__name__)
+
+#: The projections LoRA adapts in the paper (Llama, Qwen2 and Mistral all name them so).
+LORA_TARGET_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
+
+
+@dataclass
+class ContrastiveOutput(ModelOutput):
+    """Stage II loss and the in-batch top-1 accuracy of query -> own positive (over all candidates)."""
+
+    loss: torch.Tensor | None = None
+    accuracy: torch.Tensor | None = None
+
+
+class LLM2VecContrastive(LLM2Vec):
+    """An ``LLM2Vec`` that computes the contrastive Stage II loss in ``forward``.
+
+    Args:
+        model: the transformer without its head (``AutoModel``).
+        tokenizer: its tokenizer.
+        config: encoder settings (pooling, lengths, template).
+        loss_scale: 1 / temperature of the cosine similarities (release: 50, paper text: 20).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, config: LLM2VecConfig, loss_scale: float = 50.0) -> None:
+        super().__init__(model, tokenizer, config)
+        self.loss_fn = HardNegativeNLLLoss(loss_scale)
+
+    # ------------------------------------------------------------------ training setup
+    @property
+    def loss_scale(self) -> float:
+        return self.loss_fn.scale
+
+    @loss_scale.setter
+    def loss_scale(self, scale: float) -> None:
+        self.loss_fn = HardNegativeNLLLoss(scale)
+
+    @property
+    def has_adapter(self) -> bool:
+        return isinstance(self.model, PeftModel)
+
+    def add_lora(
+        self,
+        r: int = 16,
+        alpha: int | None = None,
+        dropout: float = 0.05,
+        target_modules: Sequence[str] = LORA_TARGET_MODULES,
+        init_lora_weights: bool | str = True,
+    ) -> None:
+        """Wrap the transformer in a fresh LoRA adapter; every other parameter is frozen.
+
+        ``alpha`` defaults to ``2 * r``. ``init_lora_weights=False`` gives a random (non-zero) B, for tests.
+        """
+        if self.has_adapter:
+            raise ValueError("the model already has a LoRA adapter; load the base with merge_peft=True first")
+        config = LoraConfig(
+            r=r,
+            lora_alpha=2 * r if alpha is None else alpha,
+            lora_dropout=dropout,
+            target_modules=list(target_modules),
+            bias="none",
+            init_lora_weights=init_lora_weights,
+        )
+        self.model = get_peft_model(self.model, config)
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.parameters())
+        logger.info("LoRA r=%d alpha=%s: %d of %d parameters train", r, config.lora_alpha, trainable, total)
+
+    def train_full_parameters(self) -> None:
+        """Train every weight without LoRA (the release's accidental Stage II; off in the paper)."""
+        if self.has_adapter:
+            raise ValueError("full-parameter training and a LoRA adapter exclude each other")
+        for parameter in self.parameters():
+            parameter.requires_grad_(True)
+        logger.warning("Stage II trains all parameters (full_parameter=true): not the paper's LoRA recipe")
+
+    # ------------------------------------------------------------------ loss
+    def forward(  # type: ignore[override]
+        self,
+        q_features: dict[str, torch.Tensor],
+        d_features: dict[str, torch.Tensor],
+        n_features: dict[str, torch.Tensor] | None = None,
+    ) -> ContrastiveOutput:
+        """Contrastive loss of queries against their positives, the other positives and hard negatives."""
+        q_reps = self.embed(q_features)
+        d_reps = self.embed(d_features)
+        n_reps = self.embed(n_features) if n_features is not None else None
+        scores, labels = self.loss_fn.scores(q_reps, d_reps, n_reps)
+        loss = self.loss_fn.loss_from_scores(scores, labels)
+        accuracy = (scores.detach().argmax(dim=-1) == labels).float().mean()
+        return ContrastiveOutput(loss=loss, accuracy=accuracy)
+
+    # ------------------------------------------------------------------ checkpoints
+    # ``LLM2Vec.save`` already writes only the adapter when the transformer is a PeftModel.
+
+    def load_checkpoint_weights(self, folder: str | os.PathLike) -> None:
+        """Restore the weights ``save`` wrote: exactly the adapter's tensors, or the full model."""
+        if not self.has_adapter:
+            super().load_checkpoint_weights(folder)
+            return
+        path = Path(folder) / ADAPTER_WEIGHTS_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder} has no {ADAPTER_WEIGHTS_NAME}: not a Stage II LoRA checkpoint")
+        state = load_file(path)
+        expected = get_peft_model_state_dict(self.model)
+        if set(state) != set(expected):
+            missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+            raise ValueError(
+                f"adapter in {folder} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        resized = sorted(k for k, v in state.items() if v.shape != expected[k].shape)
+        if resized:
+            raise ValueError(
+                f"adapter in {folder} does not match the model (another LoRA rank?): {resized[0]} has shape "
+                f"{tuple(state[resized[0]].shape)}, the model {tuple(expected[resized[0]].shape)}"
+            )
+        result = set_peft_model_state_dict(self.model, state)
+        if result.unexpected_keys:
+            raise ValueError(f"adapter in {folder} has keys the model lacks: {sorted(result.unexpected_keys)[:5]}")
