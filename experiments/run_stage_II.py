@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         **encoder_loading_kwargs(model_args),
     )
     model.loss_scale = stage_args.loss_scale
+    model.gradient_cache_mini_batch_size = stage_args.gradient_cache_mini_batch_size
     if stage_args.full_parameter:
         model.train_full_parameters()
     else:

@@ -30,6 +30,8 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from llm2vec.llm2vec import LLM2Vec
+from llm2vec.loss.distributed import world_size
+from llm2vec.loss.gradient_cache import cached_loss
 from llm2vec.loss.hard_negative_nll_loss import HardNegativeNLLLoss
 from llm2vec.model_config import LLM2VecConfig
 
@@ -61,6 +63,7 @@ class LLM2VecContrastive(LLM2Vec):
     def __init__(self, model: nn.Module, tokenizer: Any, config: LLM2VecConfig, loss_scale: float = 50.0) -> None:
         super().__init__(model, tokenizer, config)
         self.loss_fn = HardNegativeNLLLoss(loss_scale)
+        self.gradient_cache_mini_batch_size: int | None = None
 
     # ------------------------------------------------------------------ training setup
     @property
@@ -117,14 +120,30 @@ class LLM2VecContrastive(LLM2Vec):
         d_features: dict[str, torch.Tensor],
         n_features: dict[str, torch.Tensor] | None = None,
     ) -> ContrastiveOutput:
-        """Contrastive loss of queries against their positives, the other positives and hard negatives."""
-        q_reps = self.embed(q_features)
-        d_reps = self.embed(d_features)
-        n_reps = self.embed(n_features) if n_features is not None else None
-        scores, labels = self.loss_fn.scores(q_reps, d_reps, n_reps)
-        loss = self.loss_fn.loss_from_scores(scores, labels)
+        """Contrastive loss of queries against their positives, the other positives and hard negatives.
+
+        With ``gradient_cache_mini_batch_size`` set (and gradients enabled), the loss is the same but
+        the encoder runs on that many rows at a time (see ``llm2vec.loss.gradient_cache``).
+        """
+        groups = [q_features, d_features] + ([n_features] if n_features is not None else [])
+        if self.gradient_cache_mini_batch_size is not None and torch.is_grad_enabled():
+            if world_size() > 1:
+                raise ValueError(
+                    "gradient_cache_mini_batch_size is for single-process training (one GPU reproducing a "
+                    "large contrastive batch); with several processes raise per-device batch or GPUs instead"
+                )
+            loss, scores = cached_loss(self.embed, groups, self._loss_and_scores, self.gradient_cache_mini_batch_size)
+        else:
+            loss, scores = self._loss_and_scores(*(self.embed(group) for group in groups))
+        labels = torch.arange(scores.shape[0], device=scores.device)
         accuracy = (scores.detach().argmax(dim=-1) == labels).float().mean()
         return ContrastiveOutput(loss=loss, accuracy=accuracy)
+
+    def _loss_and_scores(
+        self, q_reps: torch.Tensor, d_reps: torch.Tensor, n_reps: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        scores, labels = self.loss_fn.scores(q_reps, d_reps, n_reps)
+        return self.loss_fn.loss_from_scores(scores, labels), scores
 
     # ------------------------------------------------------------------ checkpoints
     # ``LLM2Vec.save`` already writes only the adapter when the transformer is a PeftModel.

@@ -102,6 +102,13 @@ class StageIIArguments:
         default=False,
         metadata={"help": "Train every weight without LoRA (the release's accidental behaviour; off in the paper)."},
     )
+    gradient_cache_mini_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Gradient cache: encode this many rows at a time while the loss spans the whole batch "
+            "(single process; lets one GPU train the paper's batch of 512 exactly)."
+        },
+    )
     save_merged_model: bool = field(
         default=False,
         metadata={"help": "Also write the base with the adapter merged in to <output_dir>/merged at the end."},
