@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset, SequentialSampler
 from transformers import Trainer
 
-from llm2vec.training.checkpoints import clear_complete, mark_complete
+from llm2vec.training.checkpoints import clear_complete, mark_complete, read_safetensors_folder
 
 TRAINING_ARGS_NAME = "training_args.bin"
 
@@ -76,4 +76,11 @@ class EmbeddingTrainer(Trainer):
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         target = model if model is not None else self.model
+        if self.is_fsdp_enabled:
+            # FSDP2 parameters are DTensors: a full state dict is scattered into the shards.
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+            state = read_safetensors_folder(resume_from_checkpoint)
+            set_model_state_dict(target, state, options=StateDictOptions(full_state_dict=True, strict=False))
+            return
         self.accelerator.unwrap_model(target).load_checkpoint_weights(resume_from_checkpoint)
