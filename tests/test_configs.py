@@ -208,11 +208,11 @@ def test_command_line_override_replaces_file_value() -> None:
 def test_command_line_overrides_are_json_literals(tiny_config_path: Path) -> None:
     _, data, stage, training = _parse(
         tiny_config_path, "--dataset_files", '["nq", "squad"]', "--release_compat", "true",
-        "--resume_from_checkpoint_dir", "last",
+        "--resume_from_checkpoint", "last",
     )
     assert data.dataset_files == ["nq", "squad"]
     assert stage.release_compat is True
-    assert training.resume_from_checkpoint_dir == "last"
+    assert training.resume_from_checkpoint == "last"
 
 
 def test_unknown_override_raises(tiny_config_path: Path) -> None:

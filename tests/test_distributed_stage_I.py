@@ -278,7 +278,7 @@ def test_fsdp2_resume_repeats_the_uninterrupted_run(
     resumed = tmp_path / "resumed"
     _run(_accelerate_fsdp2(FSDP2_YAML), resumed, tiny_llama_dir, equal_length_data_dir,
          "--per_device_train_batch_size", str(PER_DEVICE), "--save_steps", "1",
-         "--resume_from_checkpoint_dir", str(straight / "checkpoint-1"))
+         "--resume_from_checkpoint", str(straight / "checkpoint-1"))
     expected, logged = _logged(straight / f"checkpoint-{STEPS}"), _logged(resumed / f"checkpoint-{STEPS}")
     for step in range(2, STEPS + 1):
         assert logged[step]["loss"] == pytest.approx(expected[step]["loss"], abs=LOSS_TOLERANCE)

@@ -81,7 +81,7 @@ def test_resumed_run_repeats_the_uninterrupted_losses(tmp_path, tiny_llama_dir, 
     (interrupted / "checkpoint-6").mkdir()
     run_stage_one(
         interrupted, tiny_llama_dir, tiny_data_dir,
-        "--stop_after_n_steps", "8", "--resume_from_checkpoint_dir", "last", *common,
+        "--stop_after_n_steps", "8", "--resume_from_checkpoint", "last", *common,
     )
     expected = logged_losses(straight / "checkpoint-8" / "trainer_state.json")
     resumed = logged_losses(interrupted / "checkpoint-8" / "trainer_state.json")

@@ -341,7 +341,7 @@ def test_resume_from_a_checkpoint_repeats_the_uninterrupted_losses(pipeline: dic
     shutil.copytree(straight / f"checkpoint-{middle}", interrupted / f"checkpoint-{middle}")
     _run(
         "run_stage_II.py", "stage_II_tiny.json",
-        "--output_dir", str(interrupted), "--resume_from_checkpoint_dir", "last",
+        "--output_dir", str(interrupted), "--resume_from_checkpoint", "last",
         *_stage_two_overrides(stage_one, pipeline["data"]),
     )
     expected = _logged(straight / f"checkpoint-{steps}" / "trainer_state.json")

@@ -67,7 +67,11 @@ class StageIArguments:
 
 @dataclass
 class EmbeddingTrainingArguments(TrainingArguments):
-    """``TrainingArguments`` plus the step limit of the paper's recipes."""
+    """``TrainingArguments`` plus the step limit of the paper's recipes.
+
+    ``resume_from_checkpoint`` (a ``TrainingArguments`` key) takes a checkpoint folder or ``"last"``,
+    the newest ``checkpoint-N`` of ``output_dir`` that was written completely.
+    """
 
     ddp_find_unused_parameters: bool | None = field(
         default=False,
@@ -76,10 +80,6 @@ class EmbeddingTrainingArguments(TrainingArguments):
     stop_after_n_steps: int | None = field(
         default=None,
         metadata={"help": "Stop (and save) after this many optimizer steps; the schedule still spans all epochs."},
-    )
-    resume_from_checkpoint_dir: str | None = field(
-        default=None,
-        metadata={"help": "A checkpoint folder to resume from, or 'last' for the newest complete one in output_dir."},
     )
 
 

@@ -48,17 +48,17 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
 
 
 def resolve_resume_checkpoint(resume: str | None, output_dir: str | Path) -> str | None:
-    """``resume_from_checkpoint_dir`` as a folder: ``last`` means the newest complete checkpoint."""
+    """``resume_from_checkpoint`` as a folder: ``last`` means the newest complete checkpoint."""
     if resume is None:
         return None
     if resume == "last":
         found = last_complete_checkpoint(output_dir)
         if found is None:
-            logger.warning("resume_from_checkpoint_dir=last but %s has no complete checkpoint; starting anew", output_dir)
+            logger.warning("resume_from_checkpoint=last but %s has no complete checkpoint; starting anew", output_dir)
         return None if found is None else str(found)
     path = Path(resume)
     if not path.is_dir():
-        raise FileNotFoundError(f"resume_from_checkpoint_dir {path} is not a folder")
+        raise FileNotFoundError(f"resume_from_checkpoint {path} is not a folder")
     if not is_complete(path):
         raise ValueError(f"{path} has no {COMPLETE_MARKER} marker: it was interrupted while being saved")
     return str(path)

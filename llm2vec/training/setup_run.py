@@ -87,7 +87,7 @@ def train_and_save(
         callbacks=callbacks,
         logged_outputs=logged_outputs,
     )
-    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint_dir, training_args.output_dir)
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(training_args.output_dir)
     return trainer
