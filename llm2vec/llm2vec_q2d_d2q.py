@@ -13,11 +13,19 @@ with positions 0..L, and the decoder attends with ``[1 ; embed_mask]``.
 
 Targets are the counterpart's tokens without padding and without its final EOS, BOS included
 (the anchor slot predicts the first token); in ``release_compat`` every EOS-id token is ignored.
+
+Computation (default semantics, ``packing=True``): one encoder pass over all queries and documents
+packed into a single padding-free row (per-sample positions, attention kept within each sample),
+one decoder pass for both reconstruction directions packed the same way, and the cross-entropy at
+target positions only, chunked so that the full logits tensor never exists (``ce_implementation``).
+``packing=False`` keeps the padded computation: two encoder passes, one decoder pass per direction.
+Both compute the same losses and gradients (tests/test_stage_I_packing.py); ``release_compat``
+always runs padded, since the release's numbers depend on its padding. See docs/performance.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +35,17 @@ from transformers import AutoModelForCausalLM
 from transformers.utils import ModelOutput
 
 from llm2vec.llm2vec import LLM2Vec
-from llm2vec.loss.reconstruction_loss import IGNORE_INDEX, label_only_cross_entropy
+from llm2vec.loss.fused_cross_entropy import fused_linear_cross_entropy
+from llm2vec.loss.reconstruction_loss import IGNORE_INDEX, label_cross_entropy, resolve_ce_implementation
 from llm2vec.model_config import LLM2VecConfig
+from llm2vec.packing import (
+    PackedSequences,
+    install_varlen_attention,
+    pack_rows,
+    pool_packed,
+    reconstruction_rows,
+    uninstall_varlen_attention,
+)
 from llm2vec.pooling import position_ids_from_mask
 from llm2vec.training.checkpoints import load_into, read_safetensors_folder
 
@@ -56,6 +73,17 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         causal_lm: the full causal LM that owns ``model`` and ``lm_head``; kept (not as a submodule)
             to save complete causal-LM checkpoints.
         ce_chunk_size: positions per cross-entropy chunk (None: all target positions at once).
+        packing: compute the default (non-``release_compat``) loss on padding-free packed rows: one
+            encoder and one decoder pass per batch. False keeps the padded computation (e.g. when
+            a packed row of a huge batch would be too long for the attention kernel).
+        ce_implementation: "auto", "chunked", "fused", "liger" or "cut"
+            (see ``reconstruction_loss.label_cross_entropy``).
+        packed_attention: how attention stays within each packed sample for an ``sdpa`` model:
+            "varlen" runs sdpa per sample (``packing.install_varlen_attention``; cost sum(n^2)),
+            "mask" uses transformers' block-diagonal mask (cost T^2). Flash attention always uses
+            its varlen kernel, eager and flex attention the mask.
+
+    The attributes ``ce_chunk_size``, ``packing`` and ``ce_implementation`` may be changed at any time.
     """
 
     def __init__(
@@ -65,7 +93,10 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         config: LLM2VecConfig,
         lm_head: nn.Module,
         causal_lm: nn.Module,
-        ce_chunk_size: int | None = 4096,
+        ce_chunk_size: int | None = 1024,
+        packing: bool = True,
+        ce_implementation: str = "auto",
+        packed_attention: str = "varlen",
     ) -> None:
         if config.enable_bidirectional:
             raise ValueError("Stage I reconstructs text autoregressively; enable_bidirectional must be false")
@@ -76,6 +107,15 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         # Not registered: its parameters are those of model and lm_head already.
         object.__setattr__(self, "causal_lm", causal_lm)
         self.ce_chunk_size = ce_chunk_size
+        self.packing = packing
+        resolve_ce_implementation(ce_implementation, lm_head)  # validates the name early
+        self.ce_implementation = ce_implementation
+        if packed_attention == "varlen":
+            install_varlen_attention(self.model)
+        elif packed_attention == "mask":
+            uninstall_varlen_attention(self.model)
+        else:
+            raise ValueError(f"packed_attention must be 'varlen' or 'mask', got {packed_attention!r}")
 
     @classmethod
     def _load_model(cls, path: Any, config: LLM2VecConfig, hf_kwargs: dict[str, Any]) -> nn.Module:
@@ -111,9 +151,30 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         load_into(self, read_safetensors_folder(folder), allowed_missing=tied)
 
     # ------------------------------------------------------------------ Stage I loss
-    def anchors(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Anchor embeddings: the pooled final hidden states (EOS pooling in every paper config)."""
+    def anchors(self, features: dict[str, torch.Tensor] | PackedSequences) -> torch.Tensor:
+        """Anchor embeddings: the pooled final hidden states (EOS pooling in every paper config).
+
+        ``features`` is a padded batch, or a :class:`~llm2vec.packing.PackedSequences` row (one
+        anchor per packed sample, in order).
+        """
+        if isinstance(features, PackedSequences):
+            hidden = self.packed_hidden_states(features)
+            return pool_packed(hidden, features, self.pooling_mode, self.skip_instruction)
         return self.embed(features)
+
+    def packed_hidden_states(self, packed: PackedSequences) -> torch.Tensor:
+        """Final hidden states (1, T, hidden) of a packed row; attention stays within each sample."""
+        if packed.inputs_embeds is None:
+            tokens = {"input_ids": packed.input_ids}
+        else:
+            tokens = {"inputs_embeds": packed.inputs_embeds}
+        return self.model(
+            **tokens,
+            attention_mask=None,
+            position_ids=packed.position_ids,
+            use_cache=False,
+            **packed.varlen_kwargs(),
+        ).last_hidden_state
 
     def _decoder_inputs(
         self, anchor: torch.Tensor, features: dict[str, torch.Tensor]
@@ -152,7 +213,10 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         hidden = self.model(
             inputs_embeds=inputs, attention_mask=mask, position_ids=positions, use_cache=False
         ).last_hidden_state
-        return label_only_cross_entropy(hidden, targets, self.lm_head, self.ce_chunk_size)
+        return self._cross_entropy(hidden, targets)
+
+    def _cross_entropy(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return label_cross_entropy(hidden, targets, self.lm_head, self.ce_chunk_size, self.ce_implementation)
 
     def forward(  # type: ignore[override]
         self, q_features: dict[str, torch.Tensor], d_features: dict[str, torch.Tensor]
@@ -161,6 +225,8 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
 
         A direction whose weight is 0 is still computed for logging, without a graph.
         """
+        if self.packing and not self.llm2vec_config.release_compat:
+            return self._packed_forward(q_features, d_features)
         q_anchor = self.anchors(q_features)
         d_anchor = self.anchors(d_features)
         q2d = self._weighted_direction(self.alpha, q_anchor, d_features)
@@ -169,6 +235,80 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         return ReconstructionOutput(
             loss=loss, q2d_loss=q2d.detach(), d2q_loss=d2q.detach(), q_anchor=q_anchor, d_anchor=d_anchor
         )
+
+    def _packed_forward(
+        self, q_features: dict[str, torch.Tensor], d_features: dict[str, torch.Tensor]
+    ) -> ReconstructionOutput:
+        """The default loss with one packed encoder pass and one packed decoder pass."""
+        n_q = q_features["input_ids"].shape[0]
+        n_d = d_features["input_ids"].shape[0]
+        if n_q != n_d:
+            raise ValueError(f"expected as many queries as documents, got {n_q} and {n_d}")
+        packed = pack_rows(q_features, d_features)  # samples 0..n_q-1 queries, then documents
+        # One embedding lookup serves both passes (the decoder's tokens are the encoder's).
+        token_embeddings = self.model.get_input_embeddings()(packed.input_ids)
+        anchors = self.anchors(replace(packed, inputs_embeds=token_embeddings))
+        q_anchor, d_anchor = anchors[:n_q], anchors[n_q:]
+
+        # Both directions in one decoder row: documents after query anchors (EBQ2D), then
+        # queries after document anchors (EBD2Q). Anchor i of the list below is anchors[i].
+        device = packed.input_ids.device
+        queries = torch.arange(n_q, device=device)
+        documents = queries + n_q
+        rows = reconstruction_rows(packed, torch.cat([queries, documents]), torch.cat([documents, queries]))
+        # The same tensors as the returned q_anchor/d_anchor, so that gradients reach them.
+        anchor_list = torch.cat([q_anchor, d_anchor]).to(token_embeddings.dtype)
+        inputs = token_embeddings[0, rows.input_positions].index_put(
+            (rows.anchor_slots,), anchor_list[rows.anchor_sources]
+        )
+        hidden = self.model(
+            inputs_embeds=inputs[None],
+            attention_mask=None,
+            position_ids=rows.position_ids,
+            use_cache=False,
+            **rows.varlen_kwargs(),
+        ).last_hidden_state[0]
+
+        split = int(rows.targets_per_pair[:n_d].sum())
+        if resolve_ce_implementation(self.ce_implementation, self.lm_head) == "fused":
+            q2d, d2q, loss = self._fused_directions(hidden, rows.targets, split)
+        else:
+            q2d = self._packed_direction(self.alpha, hidden[:split], rows.targets[:split])
+            d2q = self._packed_direction(1.0 - self.alpha, hidden[split:], rows.targets[split:])
+            loss = self.alpha * q2d + (1.0 - self.alpha) * d2q
+        return ReconstructionOutput(
+            loss=loss, q2d_loss=q2d.detach(), d2q_loss=d2q.detach(), q_anchor=q_anchor, d_anchor=d_anchor
+        )
+
+    def _fused_directions(
+        self, hidden: torch.Tensor, targets: torch.Tensor, split: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Both directions' cross-entropy in one fused call: each position weighted by its
+        direction's weight over its direction's target count, so the call returns the Stage I
+        loss (and per-position losses for the two means)."""
+        total = targets.numel()
+        if total == 0:
+            zero = hidden.sum() * 0.0
+            return zero, zero, zero
+        weights = torch.empty(total, dtype=torch.float32, device=hidden.device)
+        weights[:split] = self.alpha / max(split, 1)
+        weights[split:] = (1.0 - self.alpha) / max(total - split, 1)
+        loss, losses = fused_linear_cross_entropy(
+            hidden, self.lm_head.weight, targets, self.lm_head.bias,
+            chunk_size=self.ce_chunk_size, row_weights=weights, return_losses=True,
+        )
+        zero = losses.new_zeros(())
+        q2d = losses[:split].mean() if split else zero
+        d2q = losses[split:].mean() if total > split else zero
+        return q2d, d2q, loss
+
+    def _packed_direction(self, weight: float, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if targets.numel() == 0:
+            return hidden.sum() * 0.0
+        if weight > 0.0:
+            return self._cross_entropy(hidden, targets)
+        with torch.no_grad():
+            return self._cross_entropy(hidden.detach(), targets)
 
     def _weighted_direction(
         self, weight: float, anchor: torch.Tensor, features: dict[str, torch.Tensor]

@@ -1,0 +1,332 @@
+"""Padding-free ("packed") layout of a batch: every sample's real tokens concatenated in one row.
+
+A packed row has batch size 1; each sample keeps its own position ids 0..n-1, and attention must
+not cross sample boundaries. Transformers 5 supports this layout natively:
+
+* with ``attention_mask=None`` and position ids that restart at 0, ``masking_utils`` detects the
+  packed sequences (``find_packed_sequence_indices``) and builds a block-diagonal causal mask for
+  ``sdpa``, ``eager`` and ``flex_attention`` (a (T x T) mask: attention costs T^2 instead of the
+  sum of the samples' n^2, and on CPU it is several times slower than padded attention);
+* ``flash_attention_2``/``_3`` run their varlen kernels when given ``cu_seq_lens_q/k`` and
+  ``max_length_q/k`` (or infer them from the position ids).
+
+:func:`install_varlen_attention` adds a third way for ``sdpa`` models: an attention function that
+runs ``scaled_dot_product_attention`` once per sample on the packed row (causal, no mask), reading
+the same ``cu_seq_lens`` keyword arguments that flash attention uses; without them it *is* sdpa.
+
+Everything here is model-agnostic; the Stage I model (``llm2vec_q2d_d2q``) builds on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: name under which the per-sample sdpa is registered in transformers' attention registries
+VARLEN_SDPA = "llm2vec_varlen_sdpa"
+
+@dataclass
+class PackedSequences:
+    """Samples concatenated in one row.
+
+    Attributes:
+        input_ids: (1, T) token ids of all samples back to back.
+        position_ids: (1, T) 0..n-1 within each sample.
+        cu_seq_lens: (num_samples + 1,) int32 cumulative lengths (sample i is ``[cu[i], cu[i+1])``).
+        max_length: the longest sample.
+        embed_mask: (1, T) the packed ``embed_mask`` of the source rows, if they had one.
+        inputs_embeds: (1, T, hidden) token embeddings to use instead of looking ``input_ids`` up.
+    """
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    cu_seq_lens: torch.Tensor
+    max_length: int
+    embed_mask: torch.Tensor | None = None
+    inputs_embeds: torch.Tensor | None = None
+
+    @property
+    def num_sequences(self) -> int:
+        return self.cu_seq_lens.numel() - 1
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.cu_seq_lens.diff().long()
+
+    @property
+    def last_indices(self) -> torch.Tensor:
+        """Index in the row of every sample's last token (its EOS)."""
+        return self.cu_seq_lens[1:].long() - 1
+
+    @property
+    def first_indices(self) -> torch.Tensor:
+        return self.cu_seq_lens[:-1].long()
+
+    def varlen_kwargs(self) -> dict[str, Any]:
+        return varlen_kwargs(self.cu_seq_lens, self.max_length)
+
+
+def cu_seq_lens_from_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """``[0, l0, l0+l1, ...]`` as int32 (flash attention's ``cu_seqlens``)."""
+    return F.pad(lengths.cumsum(0), (1, 0)).to(torch.int32)
+
+
+def positions_from_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """(sum(lengths),) positions 0..l-1 of every segment, back to back."""
+    lengths = lengths.long()
+    starts = lengths.cumsum(0) - lengths
+    total = int(lengths.sum())
+    return torch.arange(total, device=lengths.device) - starts.repeat_interleave(lengths, output_size=total)
+
+
+def varlen_kwargs(cu_seq_lens: torch.Tensor, max_length: int) -> dict[str, Any]:
+    """Keyword arguments that make flash attention (and :data:`VARLEN_SDPA`) treat a packed row
+    as separate sequences: the names of transformers' ``FlashAttentionKwargs``."""
+    cu = cu_seq_lens.to(torch.int32)
+    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": int(max_length), "max_length_k": int(max_length)}
+
+
+def pack_rows(*features: dict[str, torch.Tensor]) -> PackedSequences:
+    """Pack the real tokens (``attention_mask == 1``) of every row of every ``features`` in order.
+
+    Works for either padding side as long as each row's real tokens are contiguous. Rows without
+    any real token are an error: there would be nothing to pool.
+    """
+    ids, embed, lengths = [], [], []
+    has_embed = all("embed_mask" in f for f in features)
+    for f in features:
+        mask = f["attention_mask"].bool()
+        ids.append(f["input_ids"][mask])
+        lengths.append(mask.sum(dim=1))
+        if has_embed:
+            embed.append(f["embed_mask"][mask])
+    length = torch.cat(lengths)
+    if (length == 0).any():
+        raise ValueError("cannot pack a row without any real token")
+    input_ids = torch.cat(ids)
+    return PackedSequences(
+        input_ids=input_ids[None],
+        position_ids=positions_from_lengths(length)[None],
+        cu_seq_lens=cu_seq_lens_from_lengths(length),
+        max_length=int(length.max()),
+        embed_mask=torch.cat(embed)[None] if has_embed else None,
+    )
+
+
+def pool_packed(
+    hidden_states: torch.Tensor, packed: PackedSequences, pooling_mode: str, skip_instruction: bool = True
+) -> torch.Tensor:
+    """``pooling.pool`` for a packed row: (1, T, hidden) or (T, hidden) -> (num_samples, hidden)."""
+    hidden = hidden_states[0] if hidden_states.dim() == 3 else hidden_states
+    if pooling_mode in ("eos_token", "last_token"):
+        return hidden[packed.last_indices]
+    if pooling_mode == "bos_token":
+        return hidden[packed.first_indices]
+    if pooling_mode in ("mean", "weighted_mean"):
+        lengths = packed.lengths
+        segment = torch.repeat_interleave(torch.arange(lengths.numel(), device=hidden.device), lengths)
+        ones = torch.ones(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+        if skip_instruction and packed.embed_mask is not None:
+            mask = packed.embed_mask[0].float()
+            counts = torch.zeros(lengths.numel(), device=hidden.device).index_add_(0, segment, mask)
+            # A sample whose text was truncated away falls back to all of its tokens.
+            mask = torch.where((counts == 0)[segment], ones, mask)
+        else:
+            mask = ones
+        weights = mask
+        if pooling_mode == "weighted_mean":
+            running = mask.cumsum(0)
+            before = (running - mask)[packed.first_indices]  # cumulative weight before each sample
+            weights = (running - before[segment]) * mask
+        totals = torch.zeros(lengths.numel(), device=hidden.device).index_add_(0, segment, weights)
+        weights = weights / totals[segment]
+        summed = torch.zeros(lengths.numel(), hidden.shape[-1], dtype=torch.float32, device=hidden.device)
+        summed.index_add_(0, segment, hidden.float() * weights[:, None])
+        return summed.to(hidden.dtype)
+    raise ValueError(f"unknown pooling_mode '{pooling_mode}'")
+
+
+# ---------------------------------------------------------------------------- reconstruction rows
+@dataclass
+class ReconstructionRows:
+    """Decoder input of teacher-forced reconstructions, packed.
+
+    Segment j is ``[anchor ; t_1 .. t_{n-2}]`` for a counterpart sample ``t_1 .. t_n`` (``t_n`` its
+    EOS) with positions 0..n-2 and targets ``t_1 .. t_{n-1}``: every slot predicts a token, the
+    anchor slot the first one. The input token of an anchor slot is a placeholder, to be replaced
+    by the anchor embedding. Counterparts with a single token give no segment.
+
+    Attributes:
+        input_ids: (S,) token ids of the slots (placeholders at anchor slots).
+        input_positions: (S,) where each slot's token is in the packed row of the samples.
+        targets: (S,) the token each slot predicts.
+        anchor_slots: (K,) slot index of every segment's anchor.
+        anchor_sources: (K,) which anchor goes there (index into the caller's anchor list).
+        position_ids: (1, S).
+        cu_seq_lens, max_length: segment boundaries for attention.
+        targets_per_pair: (P,) number of targets (= slots) of each requested pair, 0 for dropped ones.
+    """
+
+    input_ids: torch.Tensor
+    input_positions: torch.Tensor
+    targets: torch.Tensor
+    anchor_slots: torch.Tensor
+    anchor_sources: torch.Tensor
+    position_ids: torch.Tensor
+    cu_seq_lens: torch.Tensor
+    max_length: int
+    targets_per_pair: torch.Tensor
+
+    def varlen_kwargs(self) -> dict[str, Any]:
+        return varlen_kwargs(self.cu_seq_lens, self.max_length)
+
+
+def reconstruction_rows(
+    packed: PackedSequences, anchor_index: torch.Tensor, counterpart_index: torch.Tensor
+) -> ReconstructionRows:
+    """Packed decoder rows reconstructing sample ``counterpart_index[j]`` of ``packed`` from anchor
+    ``anchor_index[j]``, for every j in order."""
+    device = packed.input_ids.device
+    ids = packed.input_ids[0]
+    anchor_index = anchor_index.to(device)
+    counterpart_index = counterpart_index.to(device)
+    slots_per_pair = (packed.lengths[counterpart_index] - 1).clamp(min=0)
+    keep = slots_per_pair > 0
+    slots = slots_per_pair[keep]
+    starts = packed.first_indices[counterpart_index][keep]
+    total = int(slots.sum())
+    cu = cu_seq_lens_from_lengths(slots)
+    offsets = positions_from_lengths(slots)
+    segment_start = starts.repeat_interleave(slots, output_size=total)
+    targets = ids[segment_start + offsets]
+    # Slot o >= 1 holds t_o (index start + o - 1); slot 0 gets t_1 as a placeholder.
+    input_positions = segment_start + (offsets - 1).clamp(min=0)
+    return ReconstructionRows(
+        input_ids=ids[input_positions],
+        input_positions=input_positions,
+        targets=targets,
+        anchor_slots=cu[:-1].long(),
+        anchor_sources=anchor_index[keep],
+        position_ids=offsets[None],
+        cu_seq_lens=cu,
+        max_length=int(slots.max()) if slots.numel() else 0,
+        targets_per_pair=slots_per_pair,
+    )
+
+
+# ---------------------------------------------------------------------------- attention
+def _segment_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    scaling: float | None,
+    dropout: float,
+    causal: bool,
+    sliding_window: int | None,
+) -> torch.Tensor:
+    length = query.shape[2]
+    gqa = query.shape[1] != key.shape[1]
+    if sliding_window is not None and causal and length > sliding_window:
+        rows = torch.arange(length, device=query.device)
+        distance = rows[:, None] - rows[None, :]
+        # transformers' sliding window: kv_idx > q_idx - window, and causal.
+        mask = (distance >= 0) & (distance < sliding_window)
+        return F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, dropout_p=dropout, scale=scaling, enable_gqa=gqa
+        )
+    return F.scaled_dot_product_attention(
+        query, key, value, dropout_p=dropout, is_causal=causal and length > 1, scale=scaling, enable_gqa=gqa
+    )
+
+
+def varlen_sdpa_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """transformers attention function: sdpa per packed sample when ``cu_seq_lens_q`` is given.
+
+    ``query`` is (1, heads, T, head_dim), ``key``/``value`` (1, kv_heads, T, head_dim); returns
+    (1, T, heads, head_dim) like every transformers attention function. Without ``cu_seq_lens_q``
+    (padded batches, generation) it is transformers' own ``sdpa_attention_forward``.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    cu = kwargs.get("cu_seq_lens_q")
+    cu_k = kwargs.get("cu_seq_lens_k")
+    same_keys = cu_k is None or cu_k is cu or (cu is not None and torch.equal(cu_k, cu))
+    if cu is None or query.shape[0] != 1 or not same_keys:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
+    if kwargs.get("softcap") is not None or kwargs.get("s_aux") is not None:
+        raise NotImplementedError(f"{VARLEN_SDPA} supports neither softcap nor attention sinks")
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    sliding_window = kwargs.get("sliding_window")
+    bounds = cu.tolist()
+    if bounds[-1] != query.shape[2]:
+        raise ValueError(f"cu_seq_lens_q ends at {bounds[-1]} but the packed row has {query.shape[2]} tokens")
+    lengths = [stop - start for start, stop in zip(bounds[:-1], bounds[1:]) if stop > start]
+    # Split along the tokens of the (1, T, heads, head_dim) layout the projections produced, so
+    # that every piece and its gradient are contiguous; split (not slicing) so that backward
+    # concatenates the pieces' gradients once instead of adding each into a zero tensor of the row.
+    pieces = (x.transpose(1, 2).split(lengths, dim=1) for x in (query, key, value))
+    outputs = [
+        _segment_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scaling, dropout, causal, sliding_window
+        ).transpose(1, 2)
+        for q, k, v in zip(*pieces)
+    ]
+    output = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0].contiguous()
+    return output, None
+
+
+def register_varlen_attention() -> None:
+    """Register :data:`VARLEN_SDPA` (attention function, and sdpa's mask builder for padded calls)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(VARLEN_SDPA, varlen_sdpa_attention_forward)
+    AttentionMaskInterface.register(VARLEN_SDPA, sdpa_mask)
+
+
+def attention_implementation(model: nn.Module) -> str | None:
+    config = getattr(model, "config", None)
+    return getattr(config, "_attn_implementation", None)
+
+
+def install_varlen_attention(model: nn.Module) -> bool:
+    """Switch an ``sdpa`` model to :data:`VARLEN_SDPA` (identical unless given ``cu_seq_lens``).
+
+    Returns whether the model now uses it. Other implementations are left alone: flash attention
+    has its own varlen path, and eager/flex attention use transformers' block-diagonal mask.
+    The setting is not saved with the model (transformers does not serialize it).
+    """
+    config = getattr(model, "config", None)
+    current = getattr(config, "_attn_implementation", None)
+    if current == VARLEN_SDPA:
+        return True
+    if current != "sdpa":
+        return False
+    register_varlen_attention()
+    config._attn_implementation = VARLEN_SDPA  # type: ignore[union-attr]
+    return True
+
+
+def uninstall_varlen_attention(model: nn.Module) -> None:
+    """Undo :func:`install_varlen_attention` (back to plain ``sdpa``)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", None) == VARLEN_SDPA:
+        config._attn_implementation = "sdpa"  # type: ignore[union-attr]
+

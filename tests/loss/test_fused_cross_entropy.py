@@ -1,0 +1,193 @@
+"""The fused linear cross-entropy against the plain ``F.cross_entropy(lm_head(h).float(), t)``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llm2vec.loss.fused_cross_entropy import fused_linear_cross_entropy, lm_head_is_plain
+from llm2vec.loss.reconstruction_loss import (
+    IGNORE_INDEX,
+    label_cross_entropy,
+    label_only_cross_entropy,
+    resolve_ce_implementation,
+)
+
+VOCAB, HIDDEN, POSITIONS = 300, 24, 37
+
+
+def _problem(dtype: torch.dtype, bias: bool = False, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    head = nn.Linear(HIDDEN, VOCAB, bias=bias)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(VOCAB, HIDDEN, generator=generator) * 0.3)
+        if bias:
+            head.bias.copy_(torch.randn(VOCAB, generator=generator))
+    head = head.to(dtype)
+    hidden = (torch.randn(POSITIONS, HIDDEN, generator=generator) * 2).to(dtype).requires_grad_()
+    targets = torch.randint(0, VOCAB, (POSITIONS,), generator=generator)
+    return head, hidden, targets
+
+
+def _plain(head: nn.Linear, hidden: torch.Tensor, targets: torch.Tensor):
+    loss = F.cross_entropy(head(hidden).float(), targets)
+    params = [hidden, head.weight] + ([head.bias] if head.bias is not None else [])
+    return loss, torch.autograd.grad(loss, params)
+
+
+def _fused(head: nn.Linear, hidden: torch.Tensor, targets: torch.Tensor, **kwargs):
+    loss = fused_linear_cross_entropy(hidden, head.weight, targets, head.bias, **kwargs)
+    params = [hidden, head.weight] + ([head.bias] if head.bias is not None else [])
+    return loss, torch.autograd.grad(loss, params)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("chunk_size, row_block", [(None, 32), (POSITIONS, 5), (8, 3), (1, 1)])
+def test_fused_equals_plain_in_float32(bias, chunk_size, row_block):
+    head, hidden, targets = _problem(torch.float32, bias=bias)
+    expected, expected_grads = _plain(head, hidden, targets)
+    loss, grads = _fused(head, hidden, targets, chunk_size=chunk_size, row_block=row_block)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, expected, atol=1e-6, rtol=1e-6)
+    for grad, reference in zip(grads, expected_grads):
+        assert grad.dtype == reference.dtype
+        torch.testing.assert_close(grad, reference, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 8])
+def test_fused_matches_plain_in_bfloat16(chunk_size):
+    head, hidden, targets = _problem(torch.bfloat16, bias=True)
+    expected, expected_grads = _plain(head, hidden, targets)
+    loss, grads = _fused(head, hidden, targets, chunk_size=chunk_size, row_block=4)
+    assert loss.dtype == torch.float32
+    # Same bf16 logits, float32 softmax: the value agrees to float32 rounding.
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-5)
+    for grad, reference in zip(grads, expected_grads):
+        assert grad.dtype == torch.bfloat16
+        # Chunked accumulation of the weight gradient rounds differently from one bf16 product.
+        torch.testing.assert_close(grad.float(), reference.float(), atol=2e-4, rtol=2e-2)
+
+
+def test_upstream_gradient_scales_all_gradients():
+    head, hidden, targets = _problem(torch.float32, bias=True)
+    scaled = 2.5 * F.cross_entropy(head(hidden).float(), targets)
+    expected = torch.autograd.grad(scaled, [hidden, head.weight, head.bias])
+    loss = fused_linear_cross_entropy(hidden, head.weight, targets, head.bias, chunk_size=10)
+    grads = torch.autograd.grad(2.5 * loss, [hidden, head.weight, head.bias])
+    for grad, reference in zip(grads, expected):
+        torch.testing.assert_close(grad, reference, atol=1e-7, rtol=1e-5)
+
+
+def test_per_position_losses_and_no_grad_forward():
+    head, hidden, targets = _problem(torch.float32)
+    expected = F.cross_entropy(head(hidden).float(), targets, reduction="none")
+    with torch.no_grad():
+        loss, losses = fused_linear_cross_entropy(hidden, head.weight, targets, chunk_size=6, return_losses=True)
+    assert not loss.requires_grad
+    torch.testing.assert_close(losses, expected.detach(), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(loss, expected.mean().detach(), atol=1e-6, rtol=1e-6)
+
+
+def test_only_requested_gradients_are_computed():
+    head, hidden, targets = _problem(torch.float32)
+    head.weight.requires_grad_(False)
+    loss = fused_linear_cross_entropy(hidden.detach().requires_grad_(), head.weight, targets, chunk_size=8)
+    loss.backward()
+    assert head.weight.grad is None
+
+
+def test_label_cross_entropy_selects_targets_like_label_only():
+    head, hidden, targets = _problem(torch.float32)
+    rows = hidden.detach()[None].repeat(2, 1, 1).requires_grad_()
+    padded_targets = torch.stack([targets, targets])
+    padded_targets[0, ::3] = IGNORE_INDEX
+    padded_targets[1, :5] = IGNORE_INDEX
+    reference = label_only_cross_entropy(rows, padded_targets, head, chunk_size=None)
+    (reference_grad,) = torch.autograd.grad(reference, rows)
+    for implementation in ("chunked", "fused", "auto"):
+        loss = label_cross_entropy(rows, padded_targets, head, chunk_size=7, implementation=implementation)
+        (grad,) = torch.autograd.grad(loss, rows)
+        torch.testing.assert_close(loss, reference, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(grad, reference_grad, atol=1e-7, rtol=1e-5)
+
+
+def test_no_target_gives_a_connected_zero():
+    head, hidden, targets = _problem(torch.float32)
+    loss = label_cross_entropy(hidden[None], torch.full_like(targets, IGNORE_INDEX)[None], head, implementation="fused")
+    assert loss.item() == 0.0 and loss.requires_grad
+
+
+class _ShardedLikeHead(nn.Linear):
+    """Stands for a ZeRO-3 / FSDP head: its weight is only valid inside the module's forward."""
+
+
+def test_auto_falls_back_to_the_module_call_for_wrapped_or_sharded_heads():
+    head, _, _ = _problem(torch.float32)
+    assert lm_head_is_plain(head)
+    assert resolve_ce_implementation("auto", head) == "fused"
+    wrapped = _ShardedLikeHead(HIDDEN, VOCAB, bias=False)
+    assert not lm_head_is_plain(wrapped)
+    assert resolve_ce_implementation("auto", wrapped) == "chunked"
+    with pytest.raises(ValueError, match="chunked"):
+        resolve_ce_implementation("fused", wrapped)
+    zero3 = nn.Linear(HIDDEN, VOCAB, bias=False)
+    zero3.weight.ds_id = 7  # what DeepSpeed ZeRO-3 puts on its partitioned parameters
+    assert resolve_ce_implementation("auto", zero3) == "chunked"
+    with pytest.raises(ValueError, match="unknown ce_implementation"):
+        resolve_ce_implementation("triton", head)
+
+
+def test_chunked_implementation_calls_the_module():
+    head, hidden, targets = _problem(torch.float32)
+    calls: list[int] = []
+    handle = head.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        label_cross_entropy(hidden[None], targets[None], head, chunk_size=16, implementation="chunked")
+        assert calls and max(calls) <= 16
+        calls.clear()
+        label_cross_entropy(hidden[None], targets[None], head, chunk_size=16, implementation="fused")
+        assert calls == []
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("implementation, module", [("liger", "liger_kernel"), ("cut", "cut_cross_entropy")])
+def test_optional_gpu_implementations_need_their_package_and_cuda(implementation, module):
+    head, hidden, targets = _problem(torch.float32)
+    try:
+        __import__(module)
+        expected: type[Exception] = ValueError  # installed, but this is a CPU tensor
+    except ImportError:
+        expected = ImportError
+    with pytest.raises(expected):
+        label_cross_entropy(hidden[None], targets[None], head, implementation=implementation)
+
+
+def test_row_weights_give_a_weighted_sum_of_two_means():
+    """The Stage I use: alpha * mean(q2d) + (1 - alpha) * mean(d2q) in one call."""
+    head, hidden, targets = _problem(torch.float32, bias=True)
+    split, alpha = 15, 0.2
+    plain_losses = F.cross_entropy(head(hidden).float(), targets, reduction="none")
+    expected = alpha * plain_losses[:split].mean() + (1 - alpha) * plain_losses[split:].mean()
+    expected_grads = torch.autograd.grad(expected, [hidden, head.weight, head.bias])
+    weights = torch.empty(POSITIONS)
+    weights[:split] = alpha / split
+    weights[split:] = (1 - alpha) / (POSITIONS - split)
+    loss, losses = fused_linear_cross_entropy(
+        hidden, head.weight, targets, head.bias, chunk_size=9, row_block=4, row_weights=weights, return_losses=True
+    )
+    torch.testing.assert_close(loss, expected, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(losses, plain_losses.detach(), atol=1e-6, rtol=1e-6)
+    grads = torch.autograd.grad(loss, [hidden, head.weight, head.bias])
+    for grad, reference in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, reference, atol=1e-7, rtol=1e-5)
+
+
+def test_gradients_survive_a_retained_graph_and_a_second_backward():
+    head, hidden, targets = _problem(torch.float32)
+    loss = fused_linear_cross_entropy(hidden, head.weight, targets, chunk_size=10)
+    (first,) = torch.autograd.grad(3.0 * loss, hidden, retain_graph=True)
+    (second,) = torch.autograd.grad(loss, hidden)
+    torch.testing.assert_close(first, 3.0 * second)
