@@ -42,6 +42,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from llm2vec.demo.stale_folders import remove_stale_siblings
+
 __all__ = [
     "CHATML_TOKENS",
     "ConversionError",
@@ -384,30 +386,6 @@ def _looks_like_english(text: str) -> bool:
 
 
 # --------------------------------------------------------------------------- temp folders
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: existence check only
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def _remove_stale_siblings(output_dir: Path, log: Log) -> None:
-    """Delete temporary siblings left by interrupted runs whose process is gone."""
-    pattern = re.compile(rf"^\.{re.escape(output_dir.name)}\.(?:tmp|old)-(\d+)$")
-    if not output_dir.parent.is_dir():
-        return
-    for path in output_dir.parent.iterdir():
-        match = pattern.match(path.name)
-        if match and path.is_dir() and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
-            log(f"removing leftover temporary folder {path}")
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def _move_into_place(tmp_dir: Path, output_dir: Path) -> None:
     """Rename ``tmp_dir`` to ``output_dir``, replacing an existing folder with the least downtime."""
     old_dir = output_dir.parent / f".{output_dir.name}.old-{os.getpid()}"
@@ -478,7 +456,7 @@ def convert_gguf_to_llama(
 
     start = time.time()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_siblings(output_dir, say)
+    remove_stale_siblings(output_dir, say)
     tmp_dir = output_dir.parent / f".{output_dir.name}.tmp-{os.getpid()}"
     if tmp_dir.exists():
         shutil.rmtree(tmp_dir)

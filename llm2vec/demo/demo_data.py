@@ -75,6 +75,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm2vec.demo.stale_folders import remove_stale_siblings
+
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
     "DataOverlapError",
@@ -913,29 +915,6 @@ def is_complete_build(output_dir: str | os.PathLike[str]) -> bool:
     return _read_manifest(Path(output_dir)) is not None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: existence check only
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def _remove_stale_siblings(output_dir: Path, say: Log) -> None:
-    pattern = re.compile(rf"^\.{re.escape(output_dir.name)}\.(?:tmp|old)-(\d+)$")
-    if not output_dir.parent.is_dir():
-        return
-    for path in output_dir.parent.iterdir():
-        match = pattern.match(path.name)
-        if match and path.is_dir() and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
-            say(f"removing leftover temporary folder {path}")
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def build_demo_data(
     output_dir: str | os.PathLike[str] = DEFAULT_OUTPUT_DIR,
     sources: DemoSources | None = None,
@@ -985,7 +964,7 @@ def build_demo_data(
     build = _assemble(sources, config, say)
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_siblings(output_dir, say)
+    remove_stale_siblings(output_dir, say)
     tmp_dir = output_dir.parent / f".{output_dir.name}.tmp-{os.getpid()}"
     old_dir = output_dir.parent / f".{output_dir.name}.old-{os.getpid()}"
     if tmp_dir.exists():
