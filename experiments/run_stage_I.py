@@ -30,7 +30,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         release_compat=stage_args.release_compat,
         **encoder_loading_kwargs(model_args),
     )
-    model.ce_chunk_size = stage_args.ce_chunk_size
+    model.configure_loss_computation(
+        ce_chunk_size=stage_args.ce_chunk_size,
+        ce_implementation=stage_args.ce_implementation,
+        packing=stage_args.packing,
+        packed_attention=stage_args.packed_attention,
+    )
     # Stage I never uses hard negatives, so they are not required, tokenized or encoded.
     dataset = training_dataset(data_args, training_args, require_negatives=False)
     train_and_save(model, dataset, training_args, with_negatives=False, logged_outputs=("q2d_loss", "d2q_loss"))

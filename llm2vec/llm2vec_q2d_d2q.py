@@ -106,16 +106,39 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         self.lm_head = lm_head
         # Not registered: its parameters are those of model and lm_head already.
         object.__setattr__(self, "causal_lm", causal_lm)
-        self.ce_chunk_size = ce_chunk_size
-        self.packing = packing
-        resolve_ce_implementation(ce_implementation, lm_head)  # validates the name early
-        self.ce_implementation = ce_implementation
+        self.configure_loss_computation(
+            ce_chunk_size=ce_chunk_size,
+            packing=packing,
+            ce_implementation=ce_implementation,
+            packed_attention=packed_attention,
+        )
+
+    def configure_loss_computation(
+        self,
+        *,
+        ce_chunk_size: int | None = 1024,
+        packing: bool = True,
+        ce_implementation: str = "auto",
+        packed_attention: str = "varlen",
+    ) -> None:
+        """Choose how the Stage I loss is computed; none of these settings changes its value.
+
+        Raises:
+            ValueError: an unknown ``ce_implementation`` / ``packed_attention``, a fused
+                implementation with a sharded lm_head, or a non-positive ``ce_chunk_size``.
+        """
+        if ce_chunk_size is not None and ce_chunk_size < 1:
+            raise ValueError(f"ce_chunk_size must be a positive number of positions or null, got {ce_chunk_size}")
+        resolve_ce_implementation(ce_implementation, self.lm_head)  # validates the name early
         if packed_attention == "varlen":
             install_varlen_attention(self.model)
         elif packed_attention == "mask":
             uninstall_varlen_attention(self.model)
         else:
             raise ValueError(f"packed_attention must be 'varlen' or 'mask', got {packed_attention!r}")
+        self.ce_chunk_size = ce_chunk_size
+        self.packing = packing
+        self.ce_implementation = ce_implementation
 
     @classmethod
     def _load_model(cls, path: Any, config: LLM2VecConfig, hf_kwargs: dict[str, Any]) -> nn.Module:

@@ -101,3 +101,37 @@ def test_unknown_config_key_is_rejected(tmp_path, tiny_llama_dir, tiny_data_dir)
     )
     assert result.returncode != 0
     assert "lora_r" in result.stderr and "bad.json" in result.stderr
+
+
+@pytest.mark.slow
+def test_loss_computation_switches_change_nothing_but_the_cost(tmp_path, tiny_llama_dir, tiny_data_dir):
+    """packed + fused (defaults) vs padded + checkpointed chunks: the same logged losses."""
+    common = ("--stop_after_n_steps", "3", "--save_steps", "3", "--learning_rate", "0.003")
+    default = tmp_path / "default"
+    run_stage_one(default, tiny_llama_dir, tiny_data_dir, *common)
+    padded = tmp_path / "padded"
+    run_stage_one(
+        padded, tiny_llama_dir, tiny_data_dir, *common,
+        "--packing", "false", "--ce_implementation", "chunked", "--ce_chunk_size", "7",
+    )
+    expected = logged_losses(default / "checkpoint-3" / "trainer_state.json")
+    observed = logged_losses(padded / "checkpoint-3" / "trainer_state.json")
+    assert set(observed) == {1, 2, 3}
+    for step in (1, 2, 3):  # step 3 also compares the weights two optimizer steps produced
+        for key in ("loss", "q2d_loss", "d2q_loss"):
+            assert observed[step][key] == pytest.approx(expected[step][key], abs=1e-5), (step, key)
+
+
+@pytest.mark.parametrize(
+    "key, value", [("ce_implementation", "fast"), ("packed_attention", "flash"), ("ce_chunk_size", 0), ("alpha", 1.5)]
+)
+def test_bad_loss_settings_are_rejected_with_the_key_and_file(tmp_path, key, value):
+    config = json.loads(TINY_CONFIG.read_text())
+    config[key] = value
+    path = tmp_path / "bad_setting.json"
+    path.write_text(json.dumps(config))
+    from llm2vec.training.arguments import DataArguments, EmbeddingTrainingArguments, ModelArguments, StageIArguments
+    from llm2vec.training.config_parsing import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=rf"bad_setting\.json.*{key}"):
+        parse_config([ModelArguments, DataArguments, StageIArguments, EmbeddingTrainingArguments], [str(path)])

@@ -27,6 +27,8 @@ is safe, and ``reconstruction_loss.label_cross_entropy`` falls back to calling t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -56,34 +58,64 @@ def lm_head_is_plain(lm_head: nn.Module) -> bool:
     return lm_head.bias is None or lm_head.bias.numel() == weight.shape[0]
 
 
+#: a softmax entry below this is too small for ``-log(p)`` to be exact: such rows get their loss
+#: from recomputed logits (``logsumexp - target logit``) instead; it means a loss above ~69.
+_SMALLEST_EXACT_PROBABILITY = 1e-30
+
+#: devices whose softmax runs in place (``out=`` its input) in one kernel; elsewhere explicit ops
+_INPLACE_SOFTMAX_DEVICES = ("cpu",)
+
+
 def _block_loss_and_gradient(
     logits: torch.Tensor,
     targets: torch.Tensor,
     row_scale: torch.Tensor | None,
     work: torch.Tensor,
     losses_out: torch.Tensor,
+    exact_losses: Callable[[torch.Tensor], torch.Tensor],
 ) -> None:
     """Losses of ``logits`` (rows x vocab) into ``losses_out``; with ``row_scale`` (rows, 1) the
     gradient ``row_scale * (softmax - onehot)`` overwrites ``logits`` in place.
 
     ``work`` is a float32 buffer of the same shape (the logits themselves when they are float32):
     reusing one buffer matters on CPU, where a fresh (rows x 128k) tensor costs more in page
-    faults than the arithmetic done on it.
+    faults than the arithmetic done on it. ``exact_losses(rows)`` recomputes the losses of the
+    given rows of the block from scratch (used when a target's probability underflows).
     """
     if work.data_ptr() != logits.data_ptr():
         work.copy_(logits)
     target = targets[:, None]
-    target_logit = work.gather(1, target)
-    peak = work.amax(dim=1, keepdim=True)
-    work.sub_(peak).exp_()
-    total = work.sum(dim=1, keepdim=True)
-    losses_out.copy_((total.log() + peak - target_logit).squeeze(1))
+    if work.device.type in _INPLACE_SOFTMAX_DEVICES:
+        # One in-place softmax kernel (max, exp-sum, normalize per row while the row is in cache)
+        # instead of separate max / subtract / exp / sum / scale passes over the block.
+        torch.softmax(work, dim=1, out=work)
+        probability = work.gather(1, target).squeeze(1)
+        losses_out.copy_(probability.log().neg_())
+        small = probability < _SMALLEST_EXACT_PROBABILITY
+        if bool(small.any()):
+            rows = small.nonzero().squeeze(1)
+            losses_out[rows] = exact_losses(rows)
+        scale = row_scale
+    else:
+        target_logit = work.gather(1, target)
+        peak = work.amax(dim=1, keepdim=True)
+        work.sub_(peak).exp_()
+        total = work.sum(dim=1, keepdim=True)
+        losses_out.copy_((total.log() + peak - target_logit).squeeze(1))
+        scale = None if row_scale is None else row_scale / total
     if row_scale is None:
         return
-    work.mul_(row_scale / total)
+    work.mul_(scale)
     work.scatter_add_(1, target, -row_scale)
     if work.data_ptr() != logits.data_ptr():
         logits.copy_(work)
+
+
+def _exact_losses(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, rows: torch.Tensor
+) -> torch.Tensor:
+    logits = torch.nn.functional.linear(hidden[rows], weight, bias).float()
+    return torch.logsumexp(logits, dim=1) - logits.gather(1, targets[rows, None]).squeeze(1)
 
 
 class _FusedLinearCrossEntropy(torch.autograd.Function):
@@ -131,8 +163,10 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
                 end = min(row + block, stop - start)
                 work = logits[row:end] if work_buffer is None else work_buffer[: end - row]
                 scale = row_weights[start + row : start + end, None] if any_grad else None
+                first = start + row
                 _block_loss_and_gradient(
-                    logits[row:end], targets[start + row : start + end], scale, work, losses[start + row : start + end]
+                    logits[row:end], targets[first : start + end], scale, work, losses[first : start + end],
+                    lambda rows, first=first: _exact_losses(hidden, weight, bias, targets, first + rows),
                 )
             if not any_grad:
                 continue

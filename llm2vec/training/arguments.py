@@ -63,6 +63,36 @@ class StageIArguments:
     ce_chunk_size: int | None = field(
         default=4096, metadata={"help": "Target positions per cross-entropy chunk; null for one piece."}
     )
+    ce_implementation: str = field(
+        default="auto",
+        metadata={
+            "help": "Cross-entropy at target positions: auto (fused for a plain lm_head, chunked for a sharded "
+            "one), fused, chunked, liger (liger-kernel, CUDA), cut (cut-cross-entropy, CUDA). Same loss."
+        },
+    )
+    packing: bool = field(
+        default=True,
+        metadata={"help": "Padding-free packed encoder and decoder passes (false: padded rows). Same loss."},
+    )
+    packed_attention: str = field(
+        default="varlen",
+        metadata={
+            "help": "Attention of packed rows: varlen (per sample; flash-attention varlen when loaded) or mask "
+            "(transformers' block-diagonal mask over the whole row)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        from llm2vec.loss.reconstruction_loss import CE_IMPLEMENTATIONS
+
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
+        if self.ce_chunk_size is not None and self.ce_chunk_size < 1:
+            raise ValueError(f"ce_chunk_size must be a positive number of positions or null, got {self.ce_chunk_size}")
+        if self.ce_implementation not in CE_IMPLEMENTATIONS:
+            raise ValueError(f"ce_implementation must be one of {list(CE_IMPLEMENTATIONS)}, got {self.ce_implementation!r}")
+        if self.packed_attention not in ("varlen", "mask"):
+            raise ValueError(f"packed_attention must be 'varlen' or 'mask', got {self.packed_attention!r}")
 
 
 @dataclass

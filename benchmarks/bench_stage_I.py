@@ -1,0 +1,526 @@
+#!/usr/bin/env python
+"""Stage I optimizer step: the released computation vs this implementation (GitHub issue 6).
+
+Model: a random Llama with Llama-3's vocabulary (128,256), hidden 256, 4 layers, 8 query / 4 KV
+heads, intermediate 1024, untied lm_head, sdpa attention. Batch: 8 queries of 18..55 tokens and 8
+documents of 140..512 tokens (lengths evenly spaced over the ranges; BOS first, EOS last, random
+ids in between), left-padded with the EOS id like the release. One step = forward + backward +
+AdamW, ``torch.set_num_threads(--threads)``.
+
+``release`` is the released computation, written out here (not imported from the library): two
+padded encoder passes with default positions, anchor = last position; per direction a padded
+decoder pass over ``[anchor ; counterpart]`` with the anchor before the padding and mask
+``[1 ; embed_mask]``, logits for every position, ``.float()``, the shifted contiguous copy, and
+``F.cross_entropy(..., ignore_index=-100)`` with every EOS-id label ignored.
+``ours`` is ``LLM2Vec_q2d_d2q`` with its defaults. The other variants are the ablation steps
+between the two (see ``VARIANTS``).
+
+Measured in the same run:
+* step time: variants run round-robin (one step each per round, so that a change of machine load
+  hits all of them alike), ``--warmup`` rounds discarded, median of ``--steps`` rounds (the minimum
+  and the process CPU time are printed too). The machine may be shared: before each step the
+  script waits (``--wait-idle``) until other processes leave the CPU idle, and it prints how many
+  cores other processes used during each step (from /proc/stat) so that disturbed steps show;
+* peak memory: every variant in a fresh subprocess; baseline = VmRSS after building the model,
+  batch and optimizer; then VmHWM is reset (``/proc/self/clear_refs`` = 5) and one step runs
+  (including AdamW's lazily allocated state); peak = VmHWM - baseline (Linux only);
+* losses of ``release`` and ``ours`` on an unpadded batch (all queries 40 tokens, all documents
+  300): with no padding the two computations are the same function (float32: within 1e-5);
+* matmul FLOPs per step (useful work: encoder and decoder linear layers and causal attention
+  on real tokens, lm_head at target positions; x3 for forward + backward), the FLOPs each variant
+  actually executes, achieved FLOP/s, and the fraction of this machine's matmul peak (the best of
+  a few 4096^3 ``torch.matmul`` in the same dtype, measured in the same run).
+
+    python benchmarks/bench_stage_I.py                        # bf16 and fp32, all variants
+    python benchmarks/bench_stage_I.py --dtypes bfloat16 --variants release,ours --steps 3
+    python benchmarks/bench_stage_I.py --report benchmarks/results/stage_I_cpu.json   # shares again
+
+With every variant measured, each technique's share of the gain is printed: its factor over the
+previous variant in ``LADDER`` and that factor's share of log(release / ours).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# OpenMP threads that spin while waiting for each other stall at every barrier when another
+# process takes one of the two cores (seen here: 3-5x slower steps). Sleeping waits cost little on
+# an idle machine. Set before torch loads OpenMP; OMP_WAIT_POLICY=ACTIVE in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+VOCAB, HIDDEN, LAYERS, HEADS, KV_HEADS, INTERMEDIATE = 128_256, 256, 4, 8, 4, 1024
+ALPHA = 0.2
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    packing: bool = True
+    ce_implementation: str = "auto"
+    ce_chunk_size: int | None = 1024
+    packed_attention: str = "varlen"
+
+
+#: the release, then one technique added at a time, ending at the library's defaults
+VARIANTS: dict[str, Variant | None] = {
+    "release": None,
+    "label_only": Variant(
+        "label_only", "padded passes, logits only at target positions (one piece, no float copy of all logits)",
+        packing=False, ce_implementation="chunked", ce_chunk_size=None,
+    ),
+    "chunked": Variant(
+        "chunked", "+ CE in checkpointed chunks of 1024 positions (logits recomputed in backward)",
+        packing=False, ce_implementation="chunked",
+    ),
+    "fused": Variant(
+        "fused", "+ fused CE: gradient computed in forward chunk by chunk, no recomputation",
+        packing=False, ce_implementation="fused",
+    ),
+    "packed_mask": Variant(
+        "packed_mask", "+ packing, attention kept per sample by transformers' block-diagonal T x T mask",
+        packed_attention="mask",
+    ),
+    "ours": Variant("ours", "+ packing with per-sample (varlen) sdpa: the library defaults"),
+    "ours_chunked": Variant(
+        "ours_chunked", "ours with the checkpointed chunked CE instead of the fused one", ce_implementation="chunked",
+    ),
+}
+
+
+#: the variants that add one technique each, in order: each one's share of the total gain is its
+#: step's factor on a log scale (the factors multiply to the total release / ours ratio)
+LADDER = ("release", "label_only", "chunked", "fused", "packed_mask", "ours")
+
+
+def gain_shares(rows: dict[str, dict], key: str, smaller_is_better: bool = True) -> list[tuple[str, float, float]]:
+    """``(variant, factor over the previous rung, share of the total log gain)`` along ``LADDER``.
+
+    ``key`` is a per-variant figure (median step seconds or peak MB); a factor above 1 is a gain.
+    Empty when a rung is missing.
+    """
+    import math
+
+    if not all(name in rows and rows[name].get(key) for name in LADDER):
+        return []
+    values = [float(rows[name][key]) for name in LADDER]
+    factors = [(a / b if smaller_is_better else b / a) for a, b in zip(values, values[1:])]
+    total = sum(math.log(f) for f in factors)
+    return [(name, f, math.log(f) / total if total else float("nan")) for name, f in zip(LADDER[1:], factors)]
+
+
+def print_gain_shares(dtype_name: str, rows: dict[str, dict]) -> None:
+    time_shares = gain_shares(rows, "step_seconds_median")
+    memory_shares = gain_shares(rows, "peak_delta_mb")
+    if not time_shares:
+        return
+    memory = {name: (factor, share) for name, factor, share in memory_shares}
+    print(f"share of the gain ({dtype_name}; factor over the previous variant, share of log(total ratio)):")
+    print(f"  {'variant':<13} {'time x':>7} {'share':>7} {'memory x':>9} {'share':>7}")
+    for name, factor, share in time_shares:
+        m_factor, m_share = memory.get(name, (float("nan"), float("nan")))
+        print(f"  {name:<13} {factor:>7.2f} {100 * share:>6.0f}% {m_factor:>9.2f} {100 * m_share:>6.0f}%")
+
+
+# ---------------------------------------------------------------------------- model and batches
+def build_model(dtype: torch.dtype, seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from llm2vec.testing.tiny_models import build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer("llama3")  # only for the wrapper's template; ids are drawn below
+    config = LlamaConfig(
+        vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        num_key_value_heads=KV_HEADS, intermediate_size=INTERMEDIATE, max_position_embeddings=2048,
+        tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        causal_lm = LlamaForCausalLM._from_config(config, attn_implementation="sdpa", dtype=dtype)
+    causal_lm.train()
+    return causal_lm, tokenizer
+
+
+def make_batch(lengths: list[int], bos: int, eos: int, seed: int) -> dict[str, torch.Tensor]:
+    """Left-padded rows (pad = EOS, like the release): BOS, random ids, EOS; embed_mask = attention_mask."""
+    generator = torch.Generator().manual_seed(seed)
+    width = max(lengths)
+    ids = torch.full((len(lengths), width), eos)
+    mask = torch.zeros(len(lengths), width, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        tokens = torch.randint(1000, VOCAB, (length,), generator=generator)
+        tokens[0], tokens[-1] = bos, eos
+        ids[row, width - length :] = tokens
+        mask[row, width - length :] = 1
+    return {"input_ids": ids, "attention_mask": mask, "embed_mask": mask.clone()}
+
+
+def spaced(low: int, high: int, count: int) -> list[int]:
+    return [round(low + (high - low) * i / (count - 1)) for i in range(count)]
+
+
+def standard_batches(bos: int, eos: int, n: int = 8):
+    return make_batch(spaced(18, 55, n), bos, eos, seed=1), make_batch(spaced(140, 512, n), bos, eos, seed=2)
+
+
+def unpadded_batches(bos: int, eos: int, n: int = 8):
+    return make_batch([40] * n, bos, eos, seed=3), make_batch([300] * n, bos, eos, seed=4)
+
+
+# ---------------------------------------------------------------------------- the released computation
+def released_loss(causal_lm, q: dict, d: dict, eos: int, alpha: float = ALPHA) -> torch.Tensor:
+    """The release's Stage I loss (see the module docstring), on the plain causal LM."""
+
+    def anchor(features):
+        hidden = causal_lm.model(input_ids=features["input_ids"], attention_mask=features["attention_mask"])
+        return hidden.last_hidden_state[:, -1]
+
+    def reconstruction(anchor_embedding, features):
+        ids = features["input_ids"]
+        inputs = torch.cat([anchor_embedding[:, None], causal_lm.model.embed_tokens(ids)], dim=1)
+        mask = torch.cat([torch.ones_like(ids[:, :1]), features["embed_mask"]], dim=1)
+        logits = causal_lm(inputs_embeds=inputs, attention_mask=mask).logits.float()
+        labels = torch.cat([torch.full_like(ids[:, :1], IGNORE), ids.masked_fill(ids == eos, IGNORE)], dim=1)
+        shift_logits = logits[..., :-1, :].contiguous()
+        shift_labels = labels[..., 1:].contiguous()
+        return F.cross_entropy(shift_logits.view(-1, shift_logits.shape[-1]), shift_labels.view(-1), ignore_index=IGNORE)
+
+    q_anchor, d_anchor = anchor(q), anchor(d)
+    return (1 - alpha) * reconstruction(d_anchor, q) + alpha * reconstruction(q_anchor, d)
+
+
+def ours_model(causal_lm, tokenizer, variant: Variant):
+    from llm2vec import LLM2Vec_q2d_d2q
+    from llm2vec.model_config import LLM2VecConfig
+
+    model = LLM2Vec_q2d_d2q(
+        causal_lm.model, tokenizer, LLM2VecConfig(alpha=ALPHA), causal_lm.lm_head, causal_lm,
+        ce_chunk_size=variant.ce_chunk_size, packing=variant.packing,
+        ce_implementation=variant.ce_implementation, packed_attention=variant.packed_attention,
+    )
+    model.train()
+    return model
+
+
+def step_function(name: str, causal_lm, tokenizer, q, d) -> Callable[[], float]:
+    """One optimizer step of variant ``name`` (a closure that returns the loss)."""
+    from llm2vec.packing import install_varlen_attention, uninstall_varlen_attention
+
+    optimizer = torch.optim.AdamW(causal_lm.parameters(), lr=1e-5)
+    variant = VARIANTS[name]
+    eos = tokenizer.eos_token_id
+    model = None if variant is None else ours_model(causal_lm, tokenizer, variant)
+
+    def step() -> float:
+        # Variants share one model: put its attention implementation back to this variant's.
+        if variant is None or variant.packed_attention == "mask":
+            uninstall_varlen_attention(causal_lm.model)
+        else:
+            install_varlen_attention(causal_lm.model)
+        loss = released_loss(causal_lm, q, d, eos) if model is None else model(q, d).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach())
+
+    return step
+
+
+# ---------------------------------------------------------------------------- FLOPs
+def _linear_flops_per_token() -> int:
+    head_dim = HIDDEN // HEADS
+    projections = HIDDEN * (HEADS * head_dim + 2 * KV_HEADS * head_dim) + HEADS * head_dim * HIDDEN
+    return 2 * LAYERS * (projections + 3 * HIDDEN * INTERMEDIATE)
+
+
+def _attention_flops(length: int, causal: bool = True) -> int:
+    """QK^T and PV of one sequence over all layers; causal counts the lower triangle only."""
+    pairs = length * (length + 1) // 2 if causal else length * length
+    return LAYERS * 2 * 2 * pairs * HIDDEN
+
+
+def useful_flops(q_lengths: list[int], d_lengths: list[int]) -> dict[str, float]:
+    """Matmul FLOPs of the work the loss needs (forward x3 for forward + backward)."""
+    lengths = q_lengths + d_lengths
+    encoder = sum(_linear_flops_per_token() * n + _attention_flops(n) for n in lengths)
+    decoder = sum(_linear_flops_per_token() * (n - 1) + _attention_flops(n - 1) for n in lengths)
+    head = sum(2 * HIDDEN * VOCAB * (n - 1) for n in lengths)
+    return {"encoder": 3 * encoder, "decoder": 3 * decoder, "lm_head": 3 * head}
+
+
+def executed_flops(name: str, q_lengths: list[int], d_lengths: list[int]) -> float:
+    """Matmul FLOPs each variant runs (padding, masked attention blocks, logits of every position,
+    recomputed chunks included)."""
+    variant = VARIANTS[name]
+    lq, ld = max(q_lengths), max(d_lengths)
+    n = len(q_lengths)
+    linear = _linear_flops_per_token()
+    if variant is None or not variant.packing:
+        # Padded: the anchor pass on (n, L), the decoder on (n, L + 1); masked attention is full.
+        encoder = n * (linear * lq + _attention_flops(lq, causal=False)) + n * (linear * ld + _attention_flops(ld, False))
+        decoder = n * (linear * (lq + 1) + _attention_flops(lq + 1, False)) + n * (
+            linear * (ld + 1) + _attention_flops(ld + 1, False)
+        )
+        if variant is None:
+            head_positions = n * (lq + 1) + n * (ld + 1)
+        else:
+            head_positions = sum(q_lengths) + sum(d_lengths) - 2 * n
+        head = 2 * HIDDEN * VOCAB * head_positions
+        total = 3 * (encoder + decoder + head)
+        if variant is not None and variant.ce_implementation == "chunked":
+            total += head  # the logits are computed again in backward
+        return float(total)
+    total_tokens = sum(q_lengths) + sum(d_lengths)
+    if variant.packed_attention == "mask":
+        encoder_attention = _attention_flops(total_tokens, causal=False)
+        decoder_attention = _attention_flops(total_tokens - 2 * n, causal=False)
+    else:
+        encoder_attention = sum(_attention_flops(x) for x in q_lengths + d_lengths)
+        decoder_attention = sum(_attention_flops(x - 1) for x in q_lengths + d_lengths)
+    head = 2 * HIDDEN * VOCAB * (total_tokens - 2 * n)
+    total = 3 * (linear * total_tokens + encoder_attention + linear * (total_tokens - 2 * n) + decoder_attention + head)
+    if variant.ce_implementation == "chunked":
+        total += head
+    return float(total)
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 4) -> float:
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+# ---------------------------------------------------------------------------- machine load
+def _cpu_busy_seconds() -> float:
+    """CPU seconds all processes have been busy (all cores, from /proc/stat; 0 off Linux)."""
+    try:
+        fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_idle_cpu(max_wait: float, threshold: float = 0.25, window: float = 1.0) -> float:
+    """Wait (at most ``max_wait`` s) until other processes use less than ``threshold`` cores over
+    ``window`` s. The machine is shared: a step measured while others compute is slower, and not
+    by the same factor for every variant. Returns the seconds waited."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < max_wait:
+        before = _cpu_busy_seconds()
+        time.sleep(window)
+        if (_cpu_busy_seconds() - before) / window < threshold:
+            break
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------- memory (child process)
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def memory_child(name: str, dtype_name: str, threads: int) -> None:
+    torch.set_num_threads(threads)
+    dtype = getattr(torch, dtype_name)
+    causal_lm, tokenizer = build_model(dtype)
+    q, d = standard_batches(tokenizer.bos_token_id, tokenizer.eos_token_id)
+    step = step_function(name, causal_lm, tokenizer, q, d)
+    gc.collect()
+    baseline = _status_kb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    start = time.perf_counter()
+    step()
+    seconds = time.perf_counter() - start
+    peak = _status_kb("VmHWM")
+    print(json.dumps({"baseline_kb": baseline, "peak_kb": peak, "delta_kb": peak - baseline, "seconds": seconds}))
+
+
+def measure_memory(name: str, dtype_name: str, threads: int) -> dict:
+    command = [sys.executable, __file__, "--memory-child", name, "--dtypes", dtype_name, "--threads", str(threads)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    if result.returncode != 0:
+        raise RuntimeError(f"memory child {name} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------- report
+def run_dtype(dtype_name: str, names: list[str], args: argparse.Namespace) -> dict:
+    dtype = getattr(torch, dtype_name)
+    causal_lm, tokenizer = build_model(dtype)
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    q, d = standard_batches(bos, eos)
+    q_lengths = q["attention_mask"].sum(1).tolist()
+    d_lengths = d["attention_mask"].sum(1).tolist()
+    print(f"\n=== {dtype_name}: queries {q_lengths}, documents {d_lengths}, {torch.get_num_threads()} threads")
+
+    # Loss agreement on an unpadded batch.
+    uq, ud = unpadded_batches(bos, eos)
+    with torch.no_grad():
+        released = float(released_loss(causal_lm, uq, ud, eos))
+        ours = float(ours_model(causal_lm, tokenizer, VARIANTS["ours"])(uq, ud).loss)  # type: ignore[arg-type]
+    print(f"unpadded batch loss: release {released:.7f}  ours {ours:.7f}  |diff| {abs(released - ours):.2e}")
+
+    peak = matmul_peak(dtype)
+    print(f"matmul peak ({dtype_name}, 4096^3, best of 4): {peak / 1e9:.1f} GFLOP/s")
+
+    steps = {name: step_function(name, causal_lm, tokenizer, q, d) for name in names}
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu_times: dict[str, list[float]] = {name: [] for name in names}
+    background: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(args.warmup + args.steps):
+        line = []
+        for name in names:
+            waited = wait_for_idle_cpu(args.wait_idle)
+            busy_before = _cpu_busy_seconds()
+            start, start_cpu = time.perf_counter(), time.process_time()
+            steps[name]()
+            elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+            # CPU time other processes used during the step, in cores (out of os.cpu_count()).
+            others = max(0.0, (_cpu_busy_seconds() - busy_before - cpu) / elapsed)
+            line.append(f"{name} {elapsed:.2f}s (cpu {cpu:.2f}s, others {others:.1f} cores, waited {waited:.0f}s)")
+            if round_index >= args.warmup:
+                times[name].append(elapsed)
+                cpu_times[name].append(cpu)
+                background[name].append(others)
+        kind = "warm-up" if round_index < args.warmup else "round"
+        print(f"  {kind} {round_index + 1}: " + ", ".join(line), flush=True)
+    del steps
+    gc.collect()
+
+    memory = {}
+    if not args.skip_memory:
+        for name in names:
+            memory[name] = measure_memory(name, dtype_name, args.threads)
+
+    flops = useful_flops(q_lengths, d_lengths)
+    model_flops = sum(flops.values())
+    print(
+        f"model FLOPs per step: {model_flops / 1e9:.1f} GFLOP (encoder {flops['encoder'] / 1e9:.1f}, "
+        f"decoder {flops['decoder'] / 1e9:.1f}, lm_head at targets {flops['lm_head'] / 1e9:.1f}; x3 fwd+bwd)"
+    )
+    reference = None
+    if "release" in times:
+        reference = (statistics.median(times["release"]), min(times["release"]), statistics.median(cpu_times["release"]))
+    reference_memory = memory.get("release", {}).get("delta_kb")
+    print(
+        f"{'variant':<13} {'median s':>8} {'min s':>7} {'cpu s':>7} {'speedup':>8} {'(min)':>6} {'(cpu)':>6} "
+        f"{'peak MB':>8} {'leaner':>7} {'exec GF':>8} {'GF/s':>6} {'% peak':>7}"
+    )
+    rows = {}
+    nan = float("nan")
+    for name in names:
+        median, fastest, cpu = statistics.median(times[name]), min(times[name]), statistics.median(cpu_times[name])
+        delta = memory.get(name, {}).get("delta_kb")
+        achieved = model_flops / median
+        rows[name] = {
+            "step_seconds_median": median,
+            "step_seconds_min": fastest,
+            "cpu_seconds_median": cpu,
+            "all_step_seconds": times[name],
+            "all_cpu_seconds": cpu_times[name],
+            "other_processes_cores": background[name],
+            "peak_delta_mb": delta / 1024 if delta is not None else None,
+            "speedup": reference[0] / median if reference else None,
+            "speedup_min": reference[1] / fastest if reference else None,
+            "speedup_cpu": reference[2] / cpu if reference else None,
+            "leaner": reference_memory / delta if reference_memory and delta else None,
+            "executed_gflop": executed_flops(name, q_lengths, d_lengths) / 1e9,
+            "model_gflops_per_s": achieved / 1e9,
+            "fraction_of_peak": achieved / peak,
+        }
+        r = rows[name]
+        print(
+            f"{name:<13} {median:>8.2f} {fastest:>7.2f} {cpu:>7.2f} {r['speedup'] or nan:>8.2f} "
+            f"{r['speedup_min'] or nan:>6.2f} {r['speedup_cpu'] or nan:>6.2f} "
+            f"{r['peak_delta_mb'] if r['peak_delta_mb'] is not None else nan:>8.0f} {r['leaner'] or nan:>7.2f} "
+            f"{r['executed_gflop']:>8.0f} {r['model_gflops_per_s']:>6.1f} {100 * r['fraction_of_peak']:>6.1f}%"
+        )
+    print_gain_shares(dtype_name, rows)
+    if "release" in rows and "ours" in rows:
+        ours_row = rows["ours"]
+        print(
+            f"RESULT {dtype_name}: step time ratio release/ours = {ours_row['speedup']:.2f} (median; "
+            f"min {ours_row['speedup_min']:.2f}, cpu time {ours_row['speedup_cpu']:.2f}; target >= 3), "
+            + (f"peak memory ratio = {ours_row['leaner']:.2f} (target >= 4), " if ours_row["leaner"] else "")
+            + f"unpadded loss |diff| = {abs(released - ours):.2e}"
+        )
+    return {
+        "dtype": dtype_name, "load_average": os.getloadavg(), "q_lengths": q_lengths, "d_lengths": d_lengths, "unpadded_loss_release": released,
+        "unpadded_loss_ours": ours, "matmul_peak_gflops": peak / 1e9, "model_gflop": model_flops / 1e9,
+        "flops_breakdown_gflop": {k: v / 1e9 for k, v in flops.items()}, "variants": rows,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dtypes", default="bfloat16,float32")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
+    parser.add_argument("--steps", type=int, default=5, help="timed rounds (median reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--wait-idle", type=float, default=30.0,
+        help="before each timed step, wait up to this many seconds for other processes to leave the CPU idle",
+    )
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--report", help="print the shares of the gain from a --json file of an earlier run and exit")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.memory_child:
+        memory_child(args.memory_child, args.dtypes, args.threads)
+        return
+    if args.report:
+        for result in json.loads(Path(args.report).read_text()):
+            print_gain_shares(result["dtype"], result["variants"])
+        return
+    torch.set_num_threads(args.threads)
+    names = [n for n in args.variants.split(",") if n]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.threads} threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()}"
+    )
+    results = [run_dtype(name, names, args) for name in args.dtypes.split(",") if name]
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
