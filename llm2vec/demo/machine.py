@@ -1,0 +1,103 @@
+"""What the demo reports about the machine it ran on, and whether bf16 pays off on its CPU."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from llm2vec.demo.run_files import load_average
+
+
+def detect_cpu_bf16(size: int = 384, repeats: int = 5) -> dict[str, Any]:
+    """Whether bf16 matrix multiplication is fast on this CPU (worth bf16 autocast).
+
+    oneDNN reports bf16 support also where it only emulates it, so a small matmul is timed in
+    both dtypes (best of ``repeats``): bf16 is used when it is at least 1.2x faster than float32.
+    """
+    import torch
+
+    info: dict[str, Any] = {"cpu_capability": None, "cpu_flags": [], "mkldnn_bf16": None}
+    with contextlib.suppress(Exception):
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    with contextlib.suppress(Exception):
+        info["mkldnn_bf16"] = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    with contextlib.suppress(OSError):
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags.update(line.split(":", 1)[1].split())
+                break
+        info["cpu_flags"] = sorted(f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f"))
+    if info["mkldnn_bf16"] is False:
+        info.update(bf16=False, reason="oneDNN reports no bf16 support")
+        return info
+
+    def best(dtype: Any) -> float:
+        a = torch.randn(size, size, dtype=dtype)
+        b = torch.randn(size, size, dtype=dtype)
+        a @ b  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(4):
+                a @ b
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    try:
+        fp32, bf16 = best(torch.float32), best(torch.bfloat16)
+    except RuntimeError as error:  # no bf16 kernel at all
+        info.update(bf16=False, reason=f"bf16 matmul failed: {error}")
+        return info
+    speedup = fp32 / bf16 if bf16 > 0 else 0.0
+    info.update(
+        bf16=speedup >= 1.2,
+        matmul_speedup=round(speedup, 2),
+        reason=f"bf16 matmul {speedup:.2f}x the float32 speed",
+    )
+    return info
+
+
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = round(int(line.split()[1]) / 1024 / 1024, 1)
+                break
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "memory_gb": memory,
+        "load_average": load_average(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def machine_info_line() -> str:
+    info = machine_info()
+    return (
+        f"{info['cpu']}, {info['logical_cpus']} logical CPUs, {info['torch_threads']} torch threads, "
+        f"{info['memory_gb']} GB, load average {info['load_average']}, torch {info['torch']}"
+    )
+
+

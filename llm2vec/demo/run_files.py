@@ -1,0 +1,97 @@
+"""Files and small values the demo driver keeps between runs: fingerprints, JSON state, config keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+class DemoError(RuntimeError):
+    """A step of the demo failed (the message says which and why)."""
+
+
+def fingerprint_of(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def folder_fingerprint(folder: Path, patterns: Sequence[str]) -> str:
+    """A fingerprint of the files of ``folder`` matching ``patterns``: names, sizes, mtimes."""
+    entries = []
+    for pattern in patterns:
+        for path in sorted(folder.glob(pattern)):
+            if path.is_file():
+                stat = path.stat()
+                entries.append((path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns))
+    if not entries:
+        raise DemoError(f"{folder} holds none of {list(patterns)}")
+    return fingerprint_of(sorted(set(entries)))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def config_values(path: Path) -> dict[str, Any]:
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise DemoError(f"{path}: not a JSON object (or missing)")
+    return data
+
+
+def override_value(overrides: Sequence[str], key: str) -> str | None:
+    """The last value given for ``--key`` in ``--key value`` / ``--key=value`` overrides."""
+    value = None
+    items = list(overrides)
+    for index, item in enumerate(items):
+        name, sep, inline = item.partition("=")
+        if name.replace("-", "_") != f"--{key}":
+            continue
+        if sep:
+            value = inline
+        elif index + 1 < len(items):
+            value = items[index + 1]
+    return value
+
+
+def effective_value(config: Mapping[str, Any], overrides: Sequence[str], key: str) -> Any:
+    raw = override_value(overrides, key)
+    if raw is None:
+        return config.get(key)
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
