@@ -19,8 +19,10 @@ def caching_encoder_class() -> type:
     class CachingEncoder(LLM2VecMTEBEncoder):
         """``LLM2VecMTEBEncoder`` that embeds each distinct (instruction, text) once per model.
 
-        The STS task repeats its 50 texts in 100 pairs, so this saves most of its encoding; the
-        embeddings are the same as without the cache (each text is encoded on its own row).
+        The STS task repeats its 50 texts in 100 pairs, so this saves most of its encoding. In
+        float32 the embeddings equal those without the cache (each text is encoded on its own
+        row); in bf16 they differ by rounding, because the batches hold other texts and other
+        padding, which can move a score whose embeddings are nearly collapsed (docs/demo.md).
         """
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
