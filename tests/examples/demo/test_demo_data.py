@@ -1,4 +1,4 @@
-"""Tests of ``llm2vec.demo.demo_data`` on small fake corpora shaped like gensim's test data files.
+"""Tests of ``anchor_demo.demo_data`` on small fake corpora shaped like gensim's test data files.
 
 Nothing here reads gensim's own files: each test writes a Lee-like background corpus, a Lee-like
 evaluation corpus with its similarity matrix (Latin-1, as ``lee.cor``), a polarity file (cp1252,
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm2vec.demo import demo_data
-from llm2vec.demo.demo_data import (
+from anchor_demo import demo_data
+from anchor_demo.demo_data import (
     MANIFEST_FILE,
     DataOverlapError,
     DemoDataConfig,

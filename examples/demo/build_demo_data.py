@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """Build the CPU demo's training pairs and local evaluation tasks from gensim's test data.
 
-    python scripts/demo/build_demo_data.py [--output-dir cache/demo/data] [--force] [--seed 0]
+    python examples/demo/build_demo_data.py [--output-dir cache/demo/data] [--force] [--seed 0]
 
 writes ``<output-dir>/train/*.jsonl`` (query/positive/negative/instruction pairs for the ``jsonl``
 dataset), ``<output-dir>/eval/*.json`` (local task specs for ``llm2vec.evaluation.local_tasks``,
-with their data) and ``<output-dir>/manifest.json`` (see ``llm2vec.demo.demo_data``). The text
+with their data) and ``<output-dir>/manifest.json`` (see ``anchor_demo.demo_data``). The text
 comes from the files gensim ships in ``gensim/test/test_data`` (``pip install gensim``); nothing
-is downloaded. A complete build with the same settings is kept unless ``--force`` is given.
+is downloaded. The default folder is the one in the checkout, whatever the working directory; a
+complete build with the same settings is kept unless ``--force`` is given.
 """
 
 from __future__ import annotations
@@ -17,14 +18,11 @@ import json
 import sys
 from pathlib import Path
 
+from anchor_demo import demo_data  # beside this script: its folder is on sys.path when it runs
 
-def _import_builder():
-    try:
-        from llm2vec.demo import demo_data
-    except ImportError:  # run from a checkout without `pip install -e .`
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-        from llm2vec.demo import demo_data
-    return demo_data
+# examples/demo/build_demo_data.py -> the checkout: by default the data goes where run_demo.py
+# looks for it, whatever the working directory
+REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None, default_output: Path) -> argparse.Namespace:
@@ -43,8 +41,7 @@ def parse_args(argv: list[str] | None, default_output: Path) -> argparse.Namespa
 
 
 def main(argv: list[str] | None = None) -> int:
-    demo_data = _import_builder()
-    args = parse_args(argv, demo_data.DEFAULT_OUTPUT_DIR)
+    args = parse_args(argv, REPO / demo_data.DEFAULT_OUTPUT_DIR)
     try:
         sources = demo_data.default_sources(args.test_data_dir)
         output = demo_data.build_demo_data(

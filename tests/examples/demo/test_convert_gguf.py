@@ -1,4 +1,4 @@
-"""Tests of ``llm2vec.demo.convert_gguf`` on small GGUF files written here (no SmolLM2 download).
+"""Tests of ``anchor_demo.convert_gguf`` on small GGUF files written here (no SmolLM2 download).
 
 The GGUF files are written with the ``gguf`` package the way llama.cpp's ``convert_hf_to_gguf.py``
 writes a Llama model: llama tensor names, the q/k rows permuted into GGML's rotary layout (which
@@ -22,8 +22,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llm2vec import LLM2Vec
-from llm2vec.demo import convert_gguf
-from llm2vec.demo.convert_gguf import (
+from anchor_demo import convert_gguf
+from anchor_demo.convert_gguf import (
     MARKER_FILE,
     ConversionError,
     convert_gguf_to_llama,

