@@ -78,6 +78,11 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["llm2vec*"]),
+    # data the library reads with importlib.resources: Table 13's instructions, the paper's tables
+    package_data={
+        "llm2vec.evaluation": ["data/*.json"],
+        "llm2vec.reporting": ["data/paper_results/*.json"],
+    },
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -9,7 +9,8 @@
 
 ``--task_name`` takes an mteb task name, a comma-separated list, ``mteb56`` (the paper's 56 English
 tasks) or ``subset15`` (Table 8). ``--local_tasks`` takes a spec file or a folder of specs (see
-``llm2vec/evaluation/local_tasks.py``). Results are written in mteb's format to
+docs/evaluation.md, "Local tasks"). Without ``--task_to_instructions_fp`` the paper's Table 13
+instructions shipped with llm2vec are used. Results are written in mteb's format to
 ``<output_dir>/<model name>/<revision>/<task>.json`` (the layout of mteb's ``MTEB.run``); tasks
 with results there are skipped unless ``--overwrite``.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llm2vec.evaluation.instructions import DEFAULT_INSTRUCTIONS_FILE, MissingInstructionError
+from llm2vec.evaluation.instructions import MissingInstructionError, default_instructions_path
 from llm2vec.evaluation.runner import DTYPES
 
 
@@ -31,7 +32,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--task_name", default=None, help="task, comma-separated tasks, mteb56 or subset15")
     parser.add_argument("--local_tasks", default=None, help="local task spec JSON file or folder of specs")
-    parser.add_argument("--task_to_instructions_fp", default=DEFAULT_INSTRUCTIONS_FILE)
+    parser.add_argument(
+        "--task_to_instructions_fp",
+        default=None,
+        help="{task: instruction} JSON file (default: the paper's, shipped as llm2vec/evaluation/data/"
+        "task_to_instructions.json)",
+    )
     parser.add_argument(
         "--allow_missing_instructions", action="store_true", help="encode tasks without an instruction"
     )
@@ -54,15 +60,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     from llm2vec.evaluation.mteb_encoder import LLM2VecMTEBEncoder, build_model_meta
-    from llm2vec.evaluation.result_folder import OutputFolderCache
-    from llm2vec.evaluation.runner import build_tasks, collect_instructions, evaluate_tasks, load_llm2vec, plan_tasks
+    from llm2vec.evaluation.runner import (
+        OutputFolderCache,
+        build_tasks,
+        collect_instructions,
+        evaluate_tasks,
+        load_llm2vec,
+        plan_tasks,
+    )
 
     tasks = build_tasks(args.task_name, args.local_tasks)
     try:
         instructions = collect_instructions(
             tasks, args.task_to_instructions_fp, allow_missing=args.allow_missing_instructions
         )
-    except MissingInstructionError as error:
+    except (MissingInstructionError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -94,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         instructions,
         model_meta=model_meta,
         missing_instruction="empty" if args.allow_missing_instructions else "error",
-        instructions_source=args.task_to_instructions_fp,
+        instructions_source=args.task_to_instructions_fp or default_instructions_path(),
         batch_size=args.batch_size,
     )
     scores = evaluate_tasks(encoder, to_run, cache, batch_size=args.batch_size)

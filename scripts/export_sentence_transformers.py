@@ -5,8 +5,8 @@
         --peft output/stage_II/checkpoint-1000 exported/anchor-llama3.2-1b
 
 The adapters are merged into the weights (``--no-merge`` keeps the last one as an adapter). Task
-prompts come from ``test_configs/mteb/task_to_instructions.json`` (``--instructions FILE`` for
-another file, ``--no-prompts`` for none): each task ``T`` gets the prompt ``"{instruction} "``
+prompts come from the paper's Table 13 instructions shipped with llm2vec (``--instructions FILE``
+for another file, ``--no-prompts`` for none): each task ``T`` gets the prompt ``"{instruction} "``
 and ``T-document`` an empty one, which is how mteb asks sentence-transformers models for
 prompts. The export is checked against ``LLM2Vec.encode`` on probe texts unless ``--no-verify``.
 
@@ -31,7 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peft", action="append", default=[], help="PEFT adapter folder (repeatable, in order)")
     parser.add_argument("--no-merge", action="store_true", help="keep the last adapter unmerged")
     prompts = parser.add_mutually_exclusive_group()
-    prompts.add_argument("--instructions", type=Path, help="{task: instruction} JSON (default: the repo's)")
+    prompts.add_argument(
+        "--instructions", type=Path, help="{task: instruction} JSON (default: the paper's, shipped with llm2vec)"
+    )
     prompts.add_argument("--no-prompts", action="store_true", help="write no task prompts")
     parser.add_argument("--dtype", default="float32", help="weights dtype: float32 (default), bfloat16, float16")
     parser.add_argument("--pooling-mode", help="override llm2vec_config.json's pooling_mode")

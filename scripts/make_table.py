@@ -18,9 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from llm2vec.evaluation.paper_results import available_references, paper_reference
-from llm2vec.evaluation.results_io import load_run
-from llm2vec.evaluation.tables import RunScores, make_report
+from llm2vec.reporting.paper_results import available_references, paper_reference
+from llm2vec.reporting.results_io import load_run
+from llm2vec.reporting.tables import RunScores, make_report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

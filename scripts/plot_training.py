@@ -27,13 +27,13 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from llm2vec.evaluation.plots import LOSS_KEYS, plot_loss_curves, plot_score_curves, score_curve
+from llm2vec.reporting.plots import LOSS_KEYS, plot_loss_curves, plot_score_curves, score_curve
 
 
 def _tasks(spec: str | None) -> list[str] | None:
     if spec is None:
         return None
-    from llm2vec.evaluation.tables import PAPER_TASKS, SUBSET15_TASKS
+    from llm2vec.reporting.tables import PAPER_TASKS, SUBSET15_TASKS
 
     named = {"subset15": list(SUBSET15_TASKS), "mteb56": sorted(PAPER_TASKS)}
     names: list[str] = []

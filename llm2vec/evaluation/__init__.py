@@ -3,14 +3,15 @@ local JSONL tasks, and the pieces of ``experiments/mteb_eval_custom.py``.
 
 Modules:
     task_lists     ``MTEB56`` / ``SUBSET15``, ``resolve_task_names``, MTEB v1 English splits/subsets
-    instructions   Table 13 instructions (``test_configs/mteb/task_to_instructions.json``)
+    instructions   Table 13 instructions (packaged: ``data/task_to_instructions.json``)
     mteb_encoder   ``LLM2VecMTEBEncoder`` (instruction for queries / symmetric tasks, none for documents)
     local_tasks    mteb tasks read from local JSONL files (STS, retrieval, reranking, classification,
                    clustering, pair classification)
-    runner         task planning (skip finished tasks), model loading, ``mteb.evaluate`` calls
-    result_folder  ``OutputFolderCache``: results in ``<output_dir>/<model>/<revision>/<task>.json``
+    runner         task planning (skip finished tasks), model loading, ``mteb.evaluate`` calls,
+                   ``OutputFolderCache`` (results in ``<output_dir>/<model>/<revision>/<task>.json``)
 
 Names are imported lazily, so ``import llm2vec.evaluation`` does not import mteb.
+See docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _EXPORTS = {
     "load_local_tasks": "local_tasks",
     "load_local_task_specs": "local_tasks",
     "make_local_task": "local_tasks",
-    "OutputFolderCache": "result_folder",
+    "OutputFolderCache": "runner",
 }
 
 __all__ = sorted(_EXPORTS)

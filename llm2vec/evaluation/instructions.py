@@ -1,8 +1,10 @@
 """Task instructions for evaluation: the paper's Table 13 (E5-mistral's instructions).
 
-``test_configs/mteb/task_to_instructions.json`` maps mteb task names to instructions, each ending
-with a colon as in the release. An instruction is prepended to queries and to both sides of
-symmetric tasks (STS, classification, clustering, ...), never to retrieval documents.
+The instructions file maps mteb task names to instructions, each ending with a colon as in the
+release. The paper's file ships with the package (``llm2vec/evaluation/data/``, read with
+``importlib.resources``) and is the default; ``test_configs/mteb/task_to_instructions.json`` is a
+link to it for the release's command line. An instruction is prepended to queries and to both
+sides of symmetric tasks (STS, classification, clustering, ...), never to retrieval documents.
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 __all__ = [
-    "DEFAULT_INSTRUCTIONS_FILE",
     "MissingInstructionError",
     "default_instructions_path",
     "load_task_instructions",
@@ -21,11 +27,6 @@ __all__ = [
     "missing_instructions",
     "check_instructions",
 ]
-
-#: the instructions file, relative to the repository root (the scripts' default)
-DEFAULT_INSTRUCTIONS_FILE = "test_configs/mteb/task_to_instructions.json"
-
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class MissingInstructionError(KeyError):
@@ -35,27 +36,39 @@ class MissingInstructionError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def default_instructions_path() -> Path:
-    """``test_configs/mteb/task_to_instructions.json`` of this repository."""
-    return _REPO_ROOT / DEFAULT_INSTRUCTIONS_FILE
+def default_instructions_path() -> Traversable:
+    """The packaged Table 13 file, ``llm2vec/evaluation/data/task_to_instructions.json``.
+
+    A ``Traversable`` (a ``pathlib.Path`` for an ordinary installation): read it with
+    ``read_text``, or pass ``None`` to :func:`load_task_instructions`.
+    """
+    return resources.files("llm2vec.evaluation") / "data" / "task_to_instructions.json"
 
 
 def load_task_instructions(path: str | os.PathLike | None = None) -> dict[str, str]:
     """Read a ``{task name: instruction}`` JSON file (default: :func:`default_instructions_path`).
 
-    A relative ``path`` that does not exist from the working directory is looked up from the
-    repository root, so the default works from any directory.
+    A given ``path`` is read as given (a relative one from the working directory).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (the message names it).
+        ValueError: the file is not a JSON object of strings.
     """
-    path = Path(path) if path is not None else default_instructions_path()
-    if not path.is_absolute() and not path.exists() and (_REPO_ROOT / path).exists():
-        path = _REPO_ROOT / path
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    if path is None:
+        source: Traversable | Path = default_instructions_path()
+    else:
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(
+                f"instructions file {source} not found (a relative path is read from the working directory, "
+                f"{Path.cwd()}); without a path, the paper's instructions shipped with llm2vec are used"
+            )
+    data = json.loads(source.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object mapping task names to instructions")
+        raise ValueError(f"{source}: expected a JSON object mapping task names to instructions")
     for name, instruction in data.items():
         if not isinstance(instruction, str):
-            raise ValueError(f"{path}: the instruction of {name!r} is not a string: {instruction!r}")
+            raise ValueError(f"{source}: the instruction of {name!r} is not a string: {instruction!r}")
     return dict(data)
 
 
@@ -73,7 +86,9 @@ def missing_instructions(task_names: Iterable[str], instructions: Mapping[str, s
 
 
 def check_instructions(
-    task_names: Iterable[str], instructions: Mapping[str, str], source: str | os.PathLike | None = None
+    task_names: Iterable[str],
+    instructions: Mapping[str, str],
+    source: str | os.PathLike | Traversable | None = None,
 ) -> None:
     """Raise :class:`MissingInstructionError` naming every task of ``task_names`` without one."""
     missing = missing_instructions(task_names, instructions)

@@ -2,73 +2,15 @@
 
 A local task is an mteb task (a subclass of mteb's ``AbsTaskSTS``, ``AbsTaskRetrieval``,
 ``AbsTaskClassification``, ``AbsTaskClusteringLegacy`` or ``AbsTaskPairClassification``) whose
-``load_data`` reads the files below instead of the Hugging Face hub. mteb computes the scores and
+``load_data`` reads local files instead of the Hugging Face hub. mteb computes the scores and
 writes the results in its own format, exactly as for its own tasks.
 
-Spec
-----
-A JSON file holding one spec object or a list of them (or a folder of such ``*.json`` files)::
-
-    {
-      "name": "TinySTS",                 # task name: the results file and the instruction key
-      "type": "STS",                     # STS | Retrieval | Reranking | Classification |
-                                         # Clustering | PairClassification
-      "path": "tiny_sts.jsonl",          # data file or folder, relative to the spec file
-      "instruction": "Retrieve semantically similar text:",   # optional
-      "main_score": "cosine_spearman",   # optional, default per type (below)
-      "description": "...",              # optional
-      "eval_split": "test",              # optional
-      "languages": ["eng-Latn"]          # optional
-    }
-
-plus the options of its type. Names must not be names of mteb tasks. Unknown keys are an error.
-The data's content hash is recorded as the task's dataset revision.
-
-Data formats (JSON lines, UTF-8)
---------------------------------
-``STS`` (main score ``cosine_spearman``: Spearman correlation of the cosine similarities with the
-gold scores). ``path`` is a file, one pair per line::
-
-    {"sentence1": "...", "sentence2": "...", "score": 4.2}
-
-Options ``min_score`` / ``max_score`` (default: the smallest / largest gold score) rescale the
-gold scores to [0, 1] as mteb does; correlations do not depend on them.
-
-``PairClassification`` (main score ``cosine_ap``: average precision of the cosine similarity for
-the binary label). ``path`` is a file::
-
-    {"sentence1": "...", "sentence2": "...", "label": 1}
-
-``Classification`` (main score ``accuracy``: a logistic regression trained on the embeddings of
-``samples_per_label`` training texts per label, accuracy on the evaluation split, mean over
-``n_experiments`` draws; options default to mteb's 8 and 10). ``path`` is a folder holding
-``train.jsonl`` and ``<eval_split>.jsonl``::
-
-    {"text": "...", "label": "sports"}       # labels: strings or integers
-
-``Clustering`` (main score ``v_measure``: mini-batch k-means with one cluster per gold label,
-V-measure against the labels; mean over clusterings). ``path`` is a file, either one text per line
-(all lines form one clustering)::
-
-    {"text": "...", "label": "physics"}
-
-or one whole clustering per line: ``{"sentences": ["...", ...], "labels": ["...", ...]}``.
-
-``Retrieval`` (main score ``ndcg_at_10``). ``path`` is a folder holding ``corpus.jsonl``,
-``queries.jsonl`` and ``qrels.jsonl`` (or a BEIR-style ``qrels.tsv`` with a header line)::
-
-    corpus.jsonl   {"id": "d1", "title": "optional", "text": "..."}     ("_id" also accepted)
-    queries.jsonl  {"id": "q1", "text": "..."}
-    qrels.jsonl    {"query-id": "q1", "corpus-id": "d1", "score": 1}
-
-Queries get the instruction, documents (``"title text"``) do not.
-
-``Reranking`` (main score ``map_at_1000``, i.e. MAP over each query's candidates). ``path`` is a
-file, one query per line with its candidates::
-
-    {"query": "...", "positive": ["...", ...], "negative": ["...", ...]}
-
-Lines without a positive or without a negative are dropped (as mteb does).
+A spec (a JSON file holding one spec object or a list of them, or a folder of such files) gives
+the task's ``name``, its ``type`` (STS, Retrieval, Reranking, Classification, Clustering or
+PairClassification), its data ``path`` relative to the spec file, optional keys and the options of
+its type. The data's content hash is recorded as the task's dataset revision. The spec keys and
+each type's data format: docs/evaluation.md, "Local tasks"; one example of each type:
+``tests/data/local_tasks/``.
 """
 
 from __future__ import annotations
@@ -109,7 +51,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]*")
 
 @dataclass(frozen=True)
 class LocalTaskSpec:
-    """One local task: its name, type, data location and options (see the module docstring)."""
+    """One local task: its name, type, data location and options (docs/evaluation.md, "Local tasks")."""
 
     name: str
     type: str

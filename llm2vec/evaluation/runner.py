@@ -4,8 +4,8 @@ is done, load the model, run mteb and write its results.
 Results are written by mteb itself (``mteb.evaluate`` with a result cache, so partial results are
 kept per subset and completed later) to ``<output_dir>/<model name>/<revision>/<task name>.json``
 with ``model_meta.json`` and ``run_settings.jsonl`` next to them: the layout of mteb's
-``MTEB(tasks).run(model, output_folder=output_dir)`` and of the released scripts. The model name is
-``organization/model`` with ``/`` written as ``__``. See ``result_folder.OutputFolderCache``.
+``MTEB(tasks).run(model, output_folder=output_dir)`` and of the released scripts
+(:class:`OutputFolderCache`). The model name is ``organization/model`` with ``/`` written as ``__``.
 """
 
 from __future__ import annotations
@@ -16,18 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm2vec.evaluation.instructions import check_instructions, load_task_instructions
+from mteb import ResultCache
+from mteb.models.model_meta import ModelMeta
+
+from llm2vec.evaluation.instructions import check_instructions, default_instructions_path, load_task_instructions
 from llm2vec.evaluation.task_lists import build_mteb_tasks, resolve_task_names
 
 if TYPE_CHECKING:
     import torch
-    from mteb import AbsTask, ResultCache
-    from mteb.models.model_meta import ModelMeta
+    from mteb import AbsTask
 
     from llm2vec.llm2vec import LLM2Vec
 
 __all__ = [
     "DTYPES",
+    "OutputFolderCache",
     "TaskPlan",
     "build_tasks",
     "collect_instructions",
@@ -40,6 +43,28 @@ __all__ = [
 
 
 DTYPES = ("bfloat16", "float16", "float32")
+
+
+class OutputFolderCache(ResultCache):
+    """mteb's result cache writing to ``<output_dir>/<model>/<revision>/<task>.json``.
+
+    ``ResultCache`` puts results under ``<cache_path>/results/``; this one drops that level, so
+    the output folder has the layout of ``MTEB(...).run(output_folder=...)``. Everything else
+    (saving after each subset, resuming, ``model_meta.json``) is mteb's.
+    """
+
+    def get_task_result_path(
+        self,
+        task_name: str,
+        model_name: str | ModelMeta,
+        model_revision: str | None = None,
+        remote: bool = False,
+        experiment_name: str | None = None,
+    ) -> Path:
+        path = super().get_task_result_path(task_name, model_name, model_revision, remote, experiment_name)
+        if remote:
+            return path
+        return self.cache_path / path.relative_to(self.cache_path / "results")
 
 
 def build_tasks(task_name: str | Sequence[str] | None, local_tasks: str | os.PathLike | None) -> list[AbsTask]:
@@ -66,17 +91,19 @@ def collect_instructions(
     *,
     allow_missing: bool = False,
 ) -> dict[str, str]:
-    """The instructions file merged with the local tasks' own instructions (these win).
+    """The instructions file (``None``: the packaged one) merged with the local tasks' own
+    instructions (these win).
 
     Raises ``MissingInstructionError`` naming the tasks without an instruction and the file,
-    unless ``allow_missing``.
+    unless ``allow_missing``; ``FileNotFoundError`` if ``instructions_path`` does not exist.
     """
     from llm2vec.evaluation.local_tasks import local_task_instructions
 
     instructions = load_task_instructions(instructions_path)
     instructions.update(local_task_instructions(tasks))
     if not allow_missing:
-        check_instructions([task.metadata.name for task in tasks], instructions, instructions_path)
+        source = instructions_path if instructions_path is not None else default_instructions_path()
+        check_instructions([task.metadata.name for task in tasks], instructions, source)
     return instructions
 
 

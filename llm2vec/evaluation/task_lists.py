@@ -10,10 +10,8 @@ the 15-task ablation subset of Table 8.
 Every task runs on the split and subsets of MTEB v1 English (``MTEB(eng, v1)`` in mteb): the
 ``test`` split (``dev`` for MSMARCO), and for the multilingual datasets only their English subset
 (``en``, ``en-en`` for STS17). :func:`build_mteb_task` applies these settings; it only reads mteb's
-task registry (no data is downloaded until a task is evaluated).
-
-``test_configs/mteb/task_lists.json`` holds the same two lists (``{"mteb56": {name: category},
-"subset15": {...}}``) for tools outside Python; a test keeps it in sync with this module.
+task registry (no data is downloaded until a task is evaluated). ``test_configs/mteb/task_lists.json``
+is a copy of both lists for tools outside Python (a test keeps it in sync; nothing here reads it).
 """
 
 from __future__ import annotations

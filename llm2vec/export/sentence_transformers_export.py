@@ -3,46 +3,12 @@
 The folder holds the (merged) transformer, a tokenizer that produces exactly the token ids of
 ``LLM2Vec.encode``, a Pooling module and ``config_sentence_transformers.json`` with per-task
 prompts; ``SentenceTransformer(folder).encode(texts, prompt_name=task)`` then reproduces
-``LLM2Vec.encode([[instruction, text], ...])``. No remote code is involved: everything is
-expressed with standard sentence-transformers modules and ``tokenizers`` settings.
-
-How LLM2Vec's tokenization is reproduced
-----------------------------------------
-``LLM2Vec`` tokenizes ``prefix + (instruction + " " + text).strip()``, cuts the text to
-``doc_max_length`` tokens (and the row to ``max_length``) and then appends the template suffix
-(the pooled EOS) and the tokenizer's own special tokens, so truncation never drops the EOS. The
-export writes this into the tokenizer's post-processor: a ``TemplateProcessing`` that adds the
-BOS, the template prefix (when its tokens do not depend on the following text, checked on probe
-texts; otherwise the prefix goes into the prompts, see below) and the suffix/EOS as fixed special
-pieces. Hugging Face truncation keeps those pieces, exactly like LLM2Vec. A ``Strip`` normalizer
-removes the whitespace around the text that LLM2Vec strips. Instructions become prompts
-``"{instruction} "`` (sentence-transformers prepends the prompt to the text).
-
-When the prefix cannot be a fixed piece (SentencePiece-style tokenizers such as Mistral's mark the
-first word differently when it follows ``[INST] ``), it is written into every prompt instead and
-a ``default_prompt_name`` applies it to texts encoded without a prompt.
-
-Padding is on the right: sentence-transformers does not pass position ids, so with left padding
-the positions of a padded row would be shifted; with right padding and causal attention every row
-is computed as if it were alone, which is what LLM2Vec's mask-derived position ids achieve.
-``eos_token`` / ``last_token`` pooling map to ``lasttoken``, ``bos_token`` to ``cls``, ``mean`` /
-``weighted_mean`` to ``mean`` / ``weightedmean``.
-
-Limits (also written to the folder's ``llm2vec_export.json`` and README):
-
-- sentence-transformers truncates the prompt and text together: an instructed text is exact as
-  long as instruction + text fit in ``doc_max_length`` tokens; longer ones lose their last
-  ``n_instruction`` text tokens compared with LLM2Vec (which caps the text alone at
-  ``doc_max_length``). Texts without an instruction are always exact.
-- ``mean`` / ``weighted_mean`` with ``skip_instruction=True`` (pool over the text tokens only)
-  cannot be expressed: sentence-transformers can only drop a prompt whose length it measures by
-  tokenizing the prompt alone, and it never drops the BOS/template tokens of prompt-less texts.
-  Such exports need ``allow_approximate=True`` and are reported as approximate.
-- Tokenizer classes that transformers picks from ``config.json``'s model type and that rebuild
-  their normalizer on load (``Qwen2Tokenizer``) lose the whitespace stripping: texts with
-  leading/trailing whitespace must be stripped by the caller to match exactly.
-- With the prefix in the prompts, a custom ``prompt=`` passed to ``encode`` replaces the prefix.
-- ``release_compat`` encoders (the release's right-truncating tokenization) are not supported.
+``LLM2Vec.encode([[instruction, text], ...])``. No remote code is involved: the template's BOS,
+prefix and suffix/EOS become fixed special pieces of the tokenizer's post-processor (so Hugging
+Face truncation keeps the EOS, as LLM2Vec does), instructions become prompts, padding is on the
+right. How each setting is expressed, and the limits (instructed texts longer than
+``doc_max_length``, mean pooling with ``skip_instruction``, ``release_compat``), are in
+docs/evaluation.md, "sentence-transformers export".
 """
 
 from __future__ import annotations
@@ -59,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from llm2vec.separator import SEPARATOR
+from llm2vec.tokenization import SEPARATOR
 
 if TYPE_CHECKING:
     from llm2vec.llm2vec import LLM2Vec
@@ -130,10 +96,6 @@ class ExportReport:
 
 
 # ------------------------------------------------------------------------------------------------ prompts
-def _repo_instructions_file() -> Path:
-    return Path(__file__).resolve().parents[2] / "test_configs" / "mteb" / "task_to_instructions.json"
-
-
 def instruction_prompts(instructions: Mapping[str, str], base: str = "") -> dict[str, str]:
     """sentence-transformers prompts for ``{task: instruction}``, following mteb's prompt lookup.
 
@@ -151,14 +113,10 @@ def instruction_prompts(instructions: Mapping[str, str], base: str = "") -> dict
 
 
 def _load_default_instructions(path: str | os.PathLike | None) -> dict[str, str]:
+    """``path`` (``None``: the packaged Table 13 file), formatted as the mteb encoder does."""
     from llm2vec.evaluation.instructions import format_instruction, load_task_instructions
 
-    file = Path(path) if path is not None else _repo_instructions_file()
-    if not file.is_file():
-        if path is not None:
-            raise FileNotFoundError(f"instructions file {file} does not exist")
-        return {}
-    return {task: format_instruction(text) for task, text in load_task_instructions(file).items()}
+    return {task: format_instruction(text) for task, text in load_task_instructions(path).items()}
 
 
 # ------------------------------------------------------------------------------------------- tokenizer
@@ -426,7 +384,7 @@ def export_sentence_transformers(
     allow_approximate: bool = False,
     atol: float | None = None,
 ) -> ExportReport:
-    """Write a sentence-transformers folder that reproduces ``encoder.encode`` (see module docstring).
+    """Write a sentence-transformers folder that reproduces ``encoder.encode`` (docs/evaluation.md).
 
     Args:
         encoder: a trained LLM2Vec (base model, or base + PEFT adapter).
@@ -437,9 +395,9 @@ def export_sentence_transformers(
             base model named in its ``adapter_config.json`` (which must stay reachable).
         prompts: ``{name: instruction}``; each becomes the prompt ``"{instruction} "`` (plus
             ``{name}-document`` without instruction for mteb's corpus side). ``None`` reads
-            ``instructions_file`` (default ``test_configs/mteb/task_to_instructions.json`` when it
-            exists) and formats the instructions as the project's mteb encoder does. ``{}``: no
-            task prompts.
+            ``instructions_file`` (default: the paper's Table 13 instructions shipped with
+            ``llm2vec.evaluation``) and formats the instructions as the project's mteb encoder
+            does. ``{}``: no task prompts.
         instructions_file: instructions JSON used when ``prompts`` is None.
         verify: load the folder with sentence-transformers and compare its embeddings with
             ``encoder.encode`` on probe texts, without and with instructions.

@@ -17,7 +17,7 @@ import pytest
 from llm2vec.evaluation import runner
 from llm2vec.evaluation.local_tasks import load_local_tasks
 from llm2vec.evaluation.mteb_encoder import build_model_meta
-from llm2vec.evaluation.result_folder import OutputFolderCache
+from llm2vec.evaluation.runner import OutputFolderCache
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "mteb_eval_custom.py"
@@ -108,13 +108,24 @@ def test_missing_instruction_is_a_clear_error(tmp_path, capsys):
     assert "TinySTS" in error and str(instructions) in error and "--allow_missing_instructions" in error
 
 
+def test_missing_instructions_file_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    """A given path is read from the working directory, with no fallback to the repository."""
+    specs = write_specs(tmp_path / "specs.json", ["tiny_sts"])
+    monkeypatch.chdir(tmp_path)
+    relative = "test_configs/mteb/task_to_instructions.json"  # exists in the repository only
+    args = cli_args(Path("unused-model"), specs, tmp_path / "out", "--task_to_instructions_fp", relative)
+    assert load_script().main(args) == 2
+    error = capsys.readouterr().err
+    assert f"instructions file {relative} not found" in error and str(tmp_path) in error
+
+
 def test_arguments_need_tasks():
     with pytest.raises(SystemExit):
         load_script().parse_args(["--base_model_name_or_path", "x"])
     args = load_script().parse_args(["--base_model_name_or_path", "x", "--task_name", "subset15"])
     assert (args.batch_size, args.max_length, args.doc_max_length, args.dtype) == (32, 512, 400, None)
     assert args.output_dir == "results/"
-    assert args.task_to_instructions_fp == "test_configs/mteb/task_to_instructions.json"
+    assert args.task_to_instructions_fp is None  # the packaged Table 13 file
 
 
 def test_plan_skips_done_tasks_and_reruns_changed_local_data(tmp_path):

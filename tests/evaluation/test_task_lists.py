@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import mteb
@@ -86,7 +87,6 @@ def test_tasks_run_on_the_english_subset_and_split_of_mteb_v1(name, split, subse
 
 def test_every_mteb56_task_has_an_instruction_ending_with_a_colon():
     instructions = load_task_instructions()
-    assert default_instructions_path() == REPO / "test_configs" / "mteb" / "task_to_instructions.json"
     missing = [name for name in MTEB56 if name not in instructions]
     assert missing == []
     for name in (*STS_TASKS, *CQADUPSTACK_SUBSETS, "CQADupstackRetrieval"):
@@ -96,6 +96,24 @@ def test_every_mteb56_task_has_an_instruction_ending_with_a_colon():
         assert instruction.endswith(":") and instruction == instruction.strip(), name
         assert "  " not in instruction, name
     assert instructions["ArguAna"] == "Given a claim, find documents that refute the claim:"
+
+
+def test_instructions_ship_with_the_package_and_the_release_path_links_to_them():
+    packaged = default_instructions_path()
+    assert packaged == REPO / "llm2vec" / "evaluation" / "data" / "task_to_instructions.json"
+    # the release's documented --task_to_instructions_fp is a relative symlink to the packaged file
+    release_path = REPO / "test_configs" / "mteb" / "task_to_instructions.json"
+    assert release_path.is_symlink() and not Path(os.readlink(release_path)).is_absolute()
+    assert release_path.resolve() == Path(str(packaged)).resolve()
+    assert load_task_instructions(release_path) == load_task_instructions()
+
+
+def test_instructions_path_is_read_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="instructions file missing.json not found"):
+        load_task_instructions("missing.json")
+    (tmp_path / "mine.json").write_text(json.dumps({"SciFact": "Find evidence:"}))
+    assert load_task_instructions("mine.json") == {"SciFact": "Find evidence:"}
 
 
 def test_instruction_keys_are_mteb_task_names():

@@ -111,6 +111,19 @@ def test_prefix_in_prompts_layout(tiny_mistral_dir: Path, tmp_path: Path) -> Non
     np.testing.assert_allclose(_st_encode(model, CLEAN_TEXTS, prompt_name="STS12"), sts, atol=1e-5, rtol=0)
 
 
+def test_default_prompts_are_the_packaged_instructions(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    from llm2vec.evaluation.instructions import load_task_instructions
+
+    encoder = LLM2Vec.from_pretrained(tiny_llama_dir, dtype=torch.float32, **LENGTHS)
+    report = export_sentence_transformers(encoder, tmp_path / "st", verify=False)
+    instructions = load_task_instructions()
+    assert set(report.prompts) == {"query", "document", *instructions, *(f"{t}-document" for t in instructions)}
+    assert report.prompts["NQ"] == f"{NQ} "
+    missing = tmp_path / "missing.json"
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        export_sentence_transformers(encoder, tmp_path / "st2", instructions_file=missing, verify=False)
+
+
 def test_unsupported_settings_raise(tiny_llama_dir: Path, tmp_path: Path) -> None:
     encoder = LLM2Vec.from_pretrained(tiny_llama_dir, pooling_mode="mean", skip_instruction=True, **LENGTHS)
     with pytest.raises(ExportError, match="allow_approximate"):

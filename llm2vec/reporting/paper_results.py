@@ -1,4 +1,4 @@
-"""The paper's published numbers, stored as JSON in ``test_configs/paper_results/``.
+"""The paper's published numbers, shipped as JSON package data in ``data/paper_results/``.
 
 Each file holds one table of the paper (Su et al. 2025): a ``source`` ("Table 14, Su et al.
 2025"), a ``results`` mapping ``{model/variant key: {task or category: score}}`` and notes on OCR
@@ -11,7 +11,8 @@ e.g. ``llama3.2-1b-anchor``, ``qwen2.5-1.5b-baseline``, ``llama3.2-1b-onlyq2d``.
 
 :func:`paper_reference` gathers what the paper reports for one key (per-task scores when Tables
 14-15 have them, category scores from Tables 1-3) for the comparison columns of
-:mod:`llm2vec.evaluation.tables`.
+:mod:`llm2vec.reporting.tables`. The files are read with ``importlib.resources``; another folder
+can be given per call or with ``$LLM2VEC_PAPER_RESULTS``. See docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 __all__ = [
     "PAPER_RESULTS_DIR",
@@ -37,10 +42,8 @@ __all__ = [
     "early_stage_scores",
 ]
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-
-#: the folder of the JSON files (``LLM2VEC_PAPER_RESULTS`` overrides it)
-PAPER_RESULTS_DIR = _REPO_ROOT / "test_configs" / "paper_results"
+#: the packaged folder of the JSON files (a ``Traversable``; ``LLM2VEC_PAPER_RESULTS`` overrides it)
+PAPER_RESULTS_DIR: Traversable = resources.files("llm2vec.reporting") / "data" / "paper_results"
 
 #: tables with category scores, in the order they are consulted
 CATEGORY_TABLES: tuple[str, ...] = ("table1_main", "table3_objective_ablation", "table2_comparison")
@@ -48,8 +51,8 @@ CATEGORY_TABLES: tuple[str, ...] = ("table1_main", "table3_objective_ablation", 
 PER_TASK_TABLES: tuple[str, ...] = ("table14_per_task", "table15_per_task")
 
 
-def paper_results_dir(directory: str | os.PathLike | None = None) -> Path:
-    """``directory``, else ``$LLM2VEC_PAPER_RESULTS``, else ``test_configs/paper_results``."""
+def paper_results_dir(directory: str | os.PathLike | None = None) -> Traversable:
+    """``directory``, else ``$LLM2VEC_PAPER_RESULTS``, else the packaged :data:`PAPER_RESULTS_DIR`."""
     if directory is not None:
         return Path(directory)
     env = os.environ.get("LLM2VEC_PAPER_RESULTS")
@@ -88,38 +91,45 @@ class PaperReference:
         return f"Paper ({self.key})"
 
 
-def _resolve_name(name: str, directory: Path) -> Path:
-    candidates = [directory / name, directory / f"{name}.json"]
-    candidates += sorted(directory.glob(f"{name}_*.json"))  # "table14" -> table14_per_task.json
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"no paper table '{name}' in {directory}; available: {', '.join(list_tables(directory)) or 'none'}"
-    )
+def _json_files(directory: Traversable) -> list[Traversable]:
+    if not directory.is_dir():
+        return []
+    return sorted((f for f in directory.iterdir() if f.name.endswith(".json") and f.is_file()), key=lambda f: f.name)
+
+
+def _resolve_name(name: str, directory: Traversable) -> Traversable:
+    names = [f.name for f in _json_files(directory)]
+    prefixed = [n for n in names if n.startswith(f"{name}_")]  # "table14" -> table14_per_task.json
+    for candidate in (name, f"{name}.json", *prefixed):
+        file = directory / candidate
+        if file.is_file():
+            return file
+    available = ", ".join(n.removesuffix(".json") for n in names) or "none"
+    raise FileNotFoundError(f"no paper table '{name}' in {directory}; available: {available}")
 
 
 def list_tables(directory: str | os.PathLike | None = None) -> list[str]:
     """The table names (file stems) present in the paper results folder."""
-    folder = paper_results_dir(directory)
-    return sorted(p.stem for p in folder.glob("*.json"))
+    return [f.name.removesuffix(".json") for f in _json_files(paper_results_dir(directory))]
 
 
+# Keyed on the text, so an edited file is parsed again; reading the small files each time is cheap
+# and works for packaged data that is not on the file system.
 @lru_cache(maxsize=64)
-def _load_cached(path: str, mtime: float) -> PaperTable:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+def _parse_table(path: str, name: str, text: str) -> PaperTable:
+    data = json.loads(text)
     if not isinstance(data, dict) or "source" not in data:
         raise ValueError(f"{path}: a paper table needs a 'source' key")
     results = data.pop("results", {})  # Table 8 lists tasks only (its "categories")
     if not isinstance(results, dict) or not all(isinstance(v, dict) for v in results.values()):
         raise ValueError(f"{path}: 'results' must map keys to {{column: score}} objects")
-    return PaperTable(name=Path(path).stem, source=str(data.pop("source")), results=results, meta=data)
+    return PaperTable(name=name, source=str(data.pop("source")), results=results, meta=data)
 
 
 def load_table(name: str, directory: str | os.PathLike | None = None) -> PaperTable:
     """Load a table by file stem (``table14_per_task``) or prefix (``table14``)."""
-    path = _resolve_name(name, paper_results_dir(directory))
-    return _load_cached(str(path), path.stat().st_mtime)
+    file = _resolve_name(name, paper_results_dir(directory))
+    return _parse_table(str(file), file.name.removesuffix(".json"), file.read_text(encoding="utf-8"))
 
 
 def available_references(directory: str | os.PathLike | None = None) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llm2vec.evaluation.paper_results import (
+from llm2vec.reporting.paper_results import (
     PAPER_RESULTS_DIR,
     available_references,
     early_stage_scores,
@@ -16,8 +16,8 @@ from llm2vec.evaluation.paper_results import (
     list_tables,
     paper_reference,
 )
-from llm2vec.evaluation.results_io import ResultsReadError, load_run, read_results_dir, read_task_file
-from llm2vec.evaluation.tables import (
+from llm2vec.reporting.results_io import ResultsReadError, load_run, read_results_dir, read_task_file
+from llm2vec.reporting.tables import (
     PAPER_TASKS,
     SUBSET15_TASKS,
     RunScores,

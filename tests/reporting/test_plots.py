@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm2vec.evaluation.plots import (
+from llm2vec.reporting.plots import (
     checkpoint_result_dirs,
     find_trainer_state,
     gaussian_smooth,

@@ -241,8 +241,8 @@ def score_curve(
     Raises:
         ValueError: no common task, or a checkpoint lacks one of ``tasks``.
     """
-    from llm2vec.evaluation.results_io import read_results_dir
-    from llm2vec.evaluation.tables import normalize_scores
+    from llm2vec.reporting.results_io import read_results_dir
+    from llm2vec.reporting.tables import normalize_scores
 
     if isinstance(points, (str, os.PathLike)):
         points = checkpoint_result_dirs(points)
@@ -281,7 +281,7 @@ def plot_score_curves(
     ``curves`` maps labels to :class:`ScoreCurve` objects or to what :func:`score_curve` takes.
     ``paper_keys`` (e.g. ``llama3.2-1b-anchor``) add the paper's Table 9 curves, dashed.
     """
-    from llm2vec.evaluation.paper_results import early_stage_scores
+    from llm2vec.reporting.paper_results import early_stage_scores
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)

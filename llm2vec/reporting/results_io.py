@@ -1,25 +1,12 @@
 """Reading mteb result folders into ``{task name: main score x 100}``.
 
 mteb 2.x writes ``<output>/<model_name>/<revision>/<TaskName>.json`` (plus ``model_meta.json`` and
-``run_settings.jsonl``), each task file being a serialized ``mteb.TaskResult``::
-
-    {"task_name": "STS17", "mteb_version": "2.x", "dataset_revision": "...",
-     "scores": {"test": [{"hf_subset": "en-en", "languages": ["eng-Latn"], "main_score": 0.85, ...},
-                         {"hf_subset": "en-de", "languages": ["eng-Latn", "deu-Latn"], ...}]}}
-
-``TaskResult.get_score`` averages ``main_score`` over every split and subset it is given; the
-paper's numbers are MTEB v1 English, so this module picks one split and the English subsets
-first, as ``MTEB(eng, v1)`` does:
-
-- split: ``test``, except ``dev`` for MSMARCO (``task_lists.EVAL_SETTINGS``). For tasks outside
-  MTEB56 (e.g. local demo tasks) ``test`` if present, else the only split, else ``dev`` /
-  ``validation``.
-- subsets: those of ``task_lists.EVAL_SETTINGS`` (``en`` for the multilingual classification
-  tasks and STS22, ``en-en`` for STS17); otherwise ``en`` / ``en-en`` when present, else
-  ``default``, else the single subset, else the subsets whose languages are all English.
-
-The score is the mean ``main_score`` of the chosen entries, times 100. Files written by mteb
-before 1.11 (no ``scores`` key) are converted with ``mteb.TaskResult.from_disk``.
+``run_settings.jsonl``), each task file a serialized ``mteb.TaskResult`` with ``main_score`` per
+split and subset. ``TaskResult.get_score`` would average over everything in the file; the paper's
+numbers are MTEB v1 English, so this module picks one split and the English subsets first, as
+``MTEB(eng, v1)`` does (``task_lists.EVAL_SETTINGS`` for MTEB56 tasks, fallbacks for other tasks),
+and returns the mean ``main_score`` of those entries times 100. Files written by mteb before 1.11
+are converted with ``mteb.TaskResult.from_disk``. The selection rules: docs/evaluation.md, "Tables".
 """
 
 from __future__ import annotations

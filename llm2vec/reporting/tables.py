@@ -1,22 +1,12 @@
 """MTEB result tables in the paper's layouts, with the paper's numbers beside the user's.
 
-Two layouts, both Markdown:
-
-- categories (Table 1): Retrieval (15), Reranking (4), Clustering (11), PairClassification (3),
-  Classification (12), STS (10), Summarization (1) and the average of the 56 tasks; one row per
-  results folder, then the paper's row and one difference row per results folder.
-- tasks (Tables 14-15): one row per task (sorted by name, as the paper's tables), one column per
-  results folder, the paper's per-task column and the differences.
-
-Tasks and categories come from :mod:`llm2vec.evaluation.task_lists` (``MTEB56``). CQADupstack is one
-retrieval task: the mean of its twelve forums (mteb's ``CQADupstack*Retrieval`` tasks), or
-mteb's aggregate ``CQADupstackRetrieval`` when that was evaluated; with only some forums present
-it counts as missing. Nothing incomplete is averaged as if complete: a category with missing
-tasks shows its mean over the tasks present followed by the count, ``45.10 (3/4)``, and the
-56-task average is only given when all 56 tasks are present. The difference to the paper of an
-incomplete category is taken over the same tasks (from the paper's per-task tables) and carries
-the same count; without per-task paper numbers it is left out. Tasks that are not in MTEB56 (e.g.
-local demo tasks) go to an ``Other`` section with their own average.
+Two Markdown layouts: categories (Table 1: the seven categories and the 56-task average, one row
+per results folder, then the paper's row and one difference row per folder) and tasks (Tables
+14-15: one row per task, one column per results folder, the paper's column and the differences).
+Tasks and categories come from :mod:`llm2vec.evaluation.task_lists` (``MTEB56``); CQADupstack is
+folded into one retrieval task. Nothing incomplete is averaged as if complete: a category with
+missing tasks shows its mean over the tasks present with a count, ``45.10 (3/4)``. Tasks outside
+MTEB56 (e.g. local tasks) go to an ``Other`` section. Details: docs/evaluation.md, "Tables".
 """
 
 from __future__ import annotations
@@ -25,7 +15,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from llm2vec.evaluation.paper_results import PaperReference
+from llm2vec.reporting.paper_results import PaperReference
 from llm2vec.evaluation.task_lists import CATEGORIES, CQADUPSTACK_AGGREGATE, CQADUPSTACK_SUBSETS, MTEB56, SUBSET15
 
 __all__ = [
