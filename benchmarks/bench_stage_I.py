@@ -79,7 +79,8 @@ class Variant:
     packing: bool = True
     ce_implementation: str = "auto"
     ce_chunk_size: int | None = 1024
-    packed_attention: str = "varlen"
+    # transformers' block-diagonal T x T mask on packed rows instead of the library's per-sample SDPA
+    block_mask: bool = False
 
 
 #: the release, then one technique added at a time, ending at the library's defaults
@@ -99,7 +100,7 @@ VARIANTS: dict[str, Variant | None] = {
     ),
     "packed_mask": Variant(
         "packed_mask", "+ packing, attention kept per sample by transformers' block-diagonal T x T mask",
-        packed_attention="mask",
+        block_mask=True,
     ),
     "ours": Variant("ours", "+ packing with per-sample (varlen) sdpa: the library defaults"),
     "ours_chunked": Variant(
@@ -212,12 +213,14 @@ def released_loss(causal_lm, q: dict, d: dict, eos: int, alpha: float = ALPHA) -
 
 def ours_model(causal_lm, tokenizer, variant: Variant):
     from llm2vec import LLM2Vec_q2d_d2q
+    from llm2vec.llm2vec_q2d_d2q import StageILossComputation
     from llm2vec.model_config import LLM2VecConfig
 
+    computation = StageILossComputation(
+        packing=variant.packing, ce_implementation=variant.ce_implementation, ce_chunk_size=variant.ce_chunk_size
+    )
     model = LLM2Vec_q2d_d2q(
-        causal_lm.model, tokenizer, LLM2VecConfig(alpha=ALPHA), causal_lm.lm_head, causal_lm,
-        ce_chunk_size=variant.ce_chunk_size, packing=variant.packing,
-        ce_implementation=variant.ce_implementation, packed_attention=variant.packed_attention,
+        causal_lm.model, tokenizer, LLM2VecConfig(alpha=ALPHA), causal_lm.lm_head, causal_lm, computation
     )
     model.train()
     return model
@@ -225,7 +228,7 @@ def ours_model(causal_lm, tokenizer, variant: Variant):
 
 def step_function(name: str, causal_lm, tokenizer, q, d) -> Callable[[], float]:
     """One optimizer step of variant ``name`` (a closure that returns the loss)."""
-    from llm2vec.packing import install_varlen_attention, uninstall_varlen_attention
+    from llm2vec.packing import install_varlen_attention
 
     optimizer = torch.optim.AdamW(causal_lm.parameters(), lr=1e-5)
     variant = VARIANTS[name]
@@ -234,8 +237,9 @@ def step_function(name: str, causal_lm, tokenizer, q, d) -> Callable[[], float]:
 
     def step() -> float:
         # Variants share one model: put its attention implementation back to this variant's.
-        if variant is None or variant.packed_attention == "mask":
-            uninstall_varlen_attention(causal_lm.model)
+        if variant is None or variant.block_mask:
+            # Plain sdpa: packed rows then get transformers' block-diagonal mask.
+            causal_lm.model.config._attn_implementation = "sdpa"
         else:
             install_varlen_attention(causal_lm.model)
         loss = released_loss(causal_lm, q, d, eos) if model is None else model(q, d).loss
@@ -292,7 +296,7 @@ def executed_flops(name: str, q_lengths: list[int], d_lengths: list[int]) -> flo
             total += head  # the logits are computed again in backward
         return float(total)
     total_tokens = sum(q_lengths) + sum(d_lengths)
-    if variant.packed_attention == "mask":
+    if variant.block_mask:
         encoder_attention = _attention_flops(total_tokens, causal=False)
         decoder_attention = _attention_flops(total_tokens - 2 * n, causal=False)
     else:

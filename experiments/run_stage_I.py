@@ -12,15 +12,13 @@ from collections.abc import Sequence
 from transformers import set_seed
 
 from llm2vec import LLM2Vec_q2d_d2q
-from llm2vec.training.arguments import DataArguments, EmbeddingTrainingArguments, ModelArguments, StageIArguments
+from llm2vec.training.arguments import STAGE_I_CONFIG_TYPES
 from llm2vec.training.config_parsing import ConfigError, parse_config
 from llm2vec.training.setup_run import encoder_loading_kwargs, train_and_save, training_dataset
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    model_args, data_args, stage_args, training_args = parse_config(
-        [ModelArguments, DataArguments, StageIArguments, EmbeddingTrainingArguments], argv
-    )
+    model_args, data_args, stage_args, loss_computation, training_args = parse_config(STAGE_I_CONFIG_TYPES, argv)
     set_seed(training_args.seed)
     model = LLM2Vec_q2d_d2q.from_pretrained(
         model_args.model_name_or_path,
@@ -30,12 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         release_compat=stage_args.release_compat,
         **encoder_loading_kwargs(model_args),
     )
-    model.configure_loss_computation(
-        ce_chunk_size=stage_args.ce_chunk_size,
-        ce_implementation=stage_args.ce_implementation,
-        packing=stage_args.packing,
-        packed_attention=stage_args.packed_attention,
-    )
+    model.loss_computation = loss_computation
     # Stage I never uses hard negatives, so they are not required, tokenized or encoded.
     dataset = training_dataset(data_args, training_args, require_negatives=False)
     train_and_save(model, dataset, training_args, with_negatives=False, logged_outputs=("q2d_loss", "d2q_loss"))

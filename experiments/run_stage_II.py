@@ -22,7 +22,7 @@ from pathlib import Path
 from transformers import set_seed
 
 from llm2vec.llm2vec_contrastive import LLM2VecContrastive
-from llm2vec.training.arguments import DataArguments, EmbeddingTrainingArguments, ModelArguments, StageIIArguments
+from llm2vec.training.arguments import STAGE_II_CONFIG_TYPES
 from llm2vec.training.config_parsing import ConfigError, parse_config
 from llm2vec.training.setup_run import encoder_loading_kwargs, train_and_save, training_dataset
 
@@ -32,9 +32,7 @@ MERGED_DIR_NAME = "merged"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    model_args, data_args, stage_args, training_args = parse_config(
-        [ModelArguments, DataArguments, StageIIArguments, EmbeddingTrainingArguments], argv
-    )
+    model_args, data_args, stage_args, lora_settings, training_args = parse_config(STAGE_II_CONFIG_TYPES, argv)
     set_seed(training_args.seed)
     model = LLM2VecContrastive.from_pretrained(
         model_args.model_name_or_path,
@@ -47,12 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if stage_args.full_parameter:
         model.train_full_parameters()
     else:
-        model.add_lora(
-            r=stage_args.lora_r,
-            alpha=stage_args.lora_alpha,
-            dropout=stage_args.lora_dropout,
-            target_modules=stage_args.lora_target_modules,
-        )
+        model.add_lora(lora_settings)
     dataset = training_dataset(data_args, training_args, require_negatives=True)
     train_and_save(model, dataset, training_args, with_negatives=True, logged_outputs=("accuracy",))
     if stage_args.save_merged_model and training_args.should_save:

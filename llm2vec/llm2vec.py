@@ -20,13 +20,12 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
-from llm2vec.attention import set_bidirectional_attention
 from llm2vec.model_config import LLM2VecConfig
-from llm2vec.pooling import POOLING_MODES, pool, position_ids_from_mask
+from llm2vec.pooling import pool, position_ids_from_mask
 from llm2vec.prompts import get_template
-from llm2vec.separator import SEPARATOR
+from llm2vec.tokenization import SEPARATOR
 from llm2vec.tokenization import EmbeddingTokenizer
-from llm2vec.training.checkpoints import load_into, read_safetensors_folder
+from llm2vec.weights import load_into, read_safetensors_folder
 
 _CONFIG_KEYS = {f.name for f in fields(LLM2VecConfig)}
 
@@ -41,6 +40,29 @@ def _hf_loading_kwargs(hf_kwargs: dict[str, Any]) -> dict[str, Any]:
     if isinstance(kwargs.get("dtype"), str) and kwargs["dtype"] != "auto":
         kwargs["dtype"] = getattr(torch, kwargs["dtype"])
     return kwargs
+
+
+def set_bidirectional_attention(model: nn.Module, bidirectional: bool = True) -> int:
+    """Make every attention layer of ``model`` attend in both directions (or causally again).
+
+    Transformers builds a bidirectional mask when ``config.is_causal`` is False, and the SDPA and
+    flash-attention kernels read ``is_causal`` from each attention module, so both are switched.
+    Returns how many modules were switched; 0 means the architecture does not expose the flag.
+    """
+    switched = 0
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and hasattr(config, "model_type"):
+            config.is_causal = not bidirectional
+        if hasattr(module, "is_causal") and isinstance(module.is_causal, bool):
+            module.is_causal = not bidirectional
+            switched += 1
+    if bidirectional and switched == 0:
+        raise ValueError(
+            f"{type(model).__name__} has no attention module with an 'is_causal' flag; "
+            "bidirectional attention is not supported for this architecture"
+        )
+    return switched
 
 
 def _model_type(model: nn.Module) -> str | None:
@@ -59,8 +81,6 @@ class LLM2Vec(nn.Module):
 
     def __init__(self, model: nn.Module, tokenizer: Any, config: LLM2VecConfig) -> None:
         super().__init__()
-        if config.pooling_mode not in POOLING_MODES:
-            raise ValueError(f"unknown pooling_mode '{config.pooling_mode}'; choose one of {POOLING_MODES}")
         self.model = model
         self.tokenizer = tokenizer
         self.llm2vec_config = config

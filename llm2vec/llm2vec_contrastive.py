@@ -1,24 +1,19 @@
 """LLM2VecContrastive: the Stage II model, contrastive fine-tuning with LoRA.
 
-An ``LLM2Vec`` encoder (EOS pooling in every paper config) over the Stage I checkpoint (Anchor) or
-the original model (Baseline), with a fresh LoRA adapter on the inner transformer (paper: r 16,
-alpha 32, dropout 0.05 on q/k/v/o/gate/up/down, bias none) and the InfoNCE loss with in-batch and
-hard negatives (``HardNegativeNLLLoss``) computed inside ``forward``, so DDP, FSDP and DeepSpeed see
-every parameter use.
-
-Checkpoints hold the adapter (``adapter_config.json``, ``adapter_model.safetensors``), the tokenizer
-and ``llm2vec_config.json``; they load for inference with
-``LLM2Vec.from_pretrained(base, peft_model_name_or_path=checkpoint)`` (when training started from
-``base`` plus a merged adapter A, pass ``peft_model_name_or_path=[A, checkpoint]``). Without LoRA
-(``train_full_parameters``, the release's accidental behaviour) checkpoints are full model folders.
+An ``LLM2Vec`` encoder over the Stage I checkpoint (Anchor) or the original model (Baseline) with
+a fresh LoRA adapter (:class:`LoraSettings`) and the InfoNCE loss over in-batch and hard negatives
+(``HardNegativeNLLLoss``) computed inside ``forward``, so DDP, FSDP and DeepSpeed see every
+parameter use. Checkpoints hold the adapter, the tokenizer and ``llm2vec_config.json`` and load
+with ``LLM2Vec.from_pretrained(base, peft_model_name_or_path=checkpoint)`` (a base that had an
+adapter A merged in: ``peft_model_name_or_path=[A, checkpoint]``); without LoRA
+(``train_full_parameters``, the release's accidental behaviour) they are full model folders.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +27,7 @@ from transformers.utils import ModelOutput
 from llm2vec.llm2vec import LLM2Vec
 from llm2vec.loss.distributed import world_size
 from llm2vec.loss.gradient_cache import cached_loss
-from llm2vec.loss.hard_negative_nll_loss import HardNegativeNLLLoss
+from llm2vec.loss.hard_negative_nll_loss import DEFAULT_SCALE, HardNegativeNLLLoss
 from llm2vec.model_config import LLM2VecConfig
 
 logger = logging.getLogger(__name__)
@@ -40,6 +35,41 @@ logger = logging.getLogger(__name__)
 #: The projections LoRA adapts in the paper (Llama, Qwen2 and Mistral all name them so).
 LORA_TARGET_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
+
+
+@dataclass
+class LoraSettings:
+    """The fresh LoRA adapter of Stage II (paper: r 16, alpha 32, dropout 0.05, every projection).
+
+    The Stage II training config's keys of the same names (``experiments/run_stage_II.py`` parses
+    them into this class).
+    """
+
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank (paper 16)."})
+    lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha; null means 2 * lora_r."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input (paper 0.05)."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: list(LORA_TARGET_MODULES), metadata={"help": "Linear layers that get an adapter."}
+    )
+
+    def __post_init__(self) -> None:
+        def positive_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+        if not positive_int(self.lora_r):
+            raise ValueError(f"lora_r must be a positive integer, got {self.lora_r!r}")
+        if self.lora_alpha is not None and not positive_int(self.lora_alpha):
+            raise ValueError(f"lora_alpha must be a positive integer or null, got {self.lora_alpha!r}")
+        dropout = self.lora_dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"lora_dropout must be a number in [0, 1), got {dropout!r}")
+        targets = self.lora_target_modules
+        if not targets or not all(isinstance(name, str) and name for name in targets):
+            raise ValueError(f"lora_target_modules must be a non-empty list of module names, got {targets!r}")
+
+    @property
+    def alpha(self) -> int:
+        return 2 * self.lora_r if self.lora_alpha is None else self.lora_alpha
 
 
 @dataclass
@@ -60,7 +90,9 @@ class LLM2VecContrastive(LLM2Vec):
         loss_scale: 1 / temperature of the cosine similarities (release: 50, paper text: 20).
     """
 
-    def __init__(self, model: nn.Module, tokenizer: Any, config: LLM2VecConfig, loss_scale: float = 50.0) -> None:
+    def __init__(
+        self, model: nn.Module, tokenizer: Any, config: LLM2VecConfig, loss_scale: float = DEFAULT_SCALE
+    ) -> None:
         super().__init__(model, tokenizer, config)
         self.loss_fn = HardNegativeNLLLoss(loss_scale)
         self.gradient_cache_mini_batch_size: int | None = None
@@ -78,32 +110,27 @@ class LLM2VecContrastive(LLM2Vec):
     def has_adapter(self) -> bool:
         return isinstance(self.model, PeftModel)
 
-    def add_lora(
-        self,
-        r: int = 16,
-        alpha: int | None = None,
-        dropout: float = 0.05,
-        target_modules: Sequence[str] = LORA_TARGET_MODULES,
-        init_lora_weights: bool | str = True,
-    ) -> None:
+    def add_lora(self, settings: LoraSettings | None = None, init_lora_weights: bool | str = True) -> None:
         """Wrap the transformer in a fresh LoRA adapter; every other parameter is frozen.
 
-        ``alpha`` defaults to ``2 * r``. ``init_lora_weights=False`` gives a random (non-zero) B, for tests.
+        ``settings`` default to the paper's. ``init_lora_weights=False`` gives a random (non-zero)
+        B, for tests.
         """
         if self.has_adapter:
             raise ValueError("the model already has a LoRA adapter; load the base with merge_peft=True first")
+        settings = settings if settings is not None else LoraSettings()
         config = LoraConfig(
-            r=r,
-            lora_alpha=2 * r if alpha is None else alpha,
-            lora_dropout=dropout,
-            target_modules=list(target_modules),
+            r=settings.lora_r,
+            lora_alpha=settings.alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules=list(settings.lora_target_modules),
             bias="none",
             init_lora_weights=init_lora_weights,
         )
         self.model = get_peft_model(self.model, config)
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.parameters())
-        logger.info("LoRA r=%d alpha=%s: %d of %d parameters train", r, config.lora_alpha, trainable, total)
+        logger.info("LoRA r=%d alpha=%s: %d of %d parameters train", settings.lora_r, settings.alpha, trainable, total)
 
     def train_full_parameters(self) -> None:
         """Train every weight without LoRA (the release's accidental Stage II; off in the paper)."""

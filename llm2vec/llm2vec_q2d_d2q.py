@@ -1,31 +1,18 @@
 """LLM2Vec_q2d_d2q: the Stage I model, bidirectional reconstruction through anchor embeddings.
 
 The anchor of a text is its EOS-pooled final hidden state. EBQ2D puts the query's anchor in front
-of the document's token embeddings and teacher-forces the document; EBD2Q does the same with the
-document's anchor and the query. ``loss = alpha * q2d + (1 - alpha) * d2q`` (paper: alpha 0.2).
-The whole loss is computed in ``forward`` so DDP, FSDP and DeepSpeed see every parameter use.
-
-Default semantics (the paper's ``Dec([e_Q, E_D])``): the anchor sits immediately before the first
-real token of its row, positions count real tokens only, and the decoder attends to the whole
-counterpart (BOS, template and instruction included), so a row's loss does not depend on its batch.
-``release_compat`` reproduces the release instead: the anchor goes in front of the left padding
-with positions 0..L, and the decoder attends with ``[1 ; embed_mask]``.
-
-Targets are the counterpart's tokens without padding and without its final EOS, BOS included
-(the anchor slot predicts the first token); in ``release_compat`` every EOS-id token is ignored.
-
-Computation (default semantics, ``packing=True``): one encoder pass over all queries and documents
-packed into a single padding-free row (per-sample positions, attention kept within each sample),
-one decoder pass for both reconstruction directions packed the same way, and the cross-entropy at
-target positions only, chunked so that the full logits tensor never exists (``ce_implementation``).
-``packing=False`` keeps the padded computation: two encoder passes, one decoder pass per direction.
-Both compute the same losses and gradients (tests/test_stage_I_packing.py); ``release_compat``
-always runs padded, since the release's numbers depend on its padding. See docs/performance.md.
+of the document's tokens and teacher-forces the document; EBD2Q does the same with the document's
+anchor and the query; ``loss = alpha * q2d + (1 - alpha) * d2q`` (paper: alpha 0.2), computed in
+``forward`` so that DDP, FSDP and DeepSpeed see every parameter use. By default the anchor sits
+right before the counterpart's first real token and positions count real tokens only, so a row's
+loss does not depend on its batch; ``release_compat`` reproduces the release's layout instead
+(docs/differences_from_release.md). The passes run packed, without padding, unless ``packing`` is
+off or ``release_compat`` is on; how, and why it is faster: docs/performance.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +22,44 @@ from transformers import AutoModelForCausalLM
 from transformers.utils import ModelOutput
 
 from llm2vec.llm2vec import LLM2Vec
-from llm2vec.loss.fused_cross_entropy import fused_linear_cross_entropy
-from llm2vec.loss.reconstruction_loss import IGNORE_INDEX, label_cross_entropy, resolve_ce_implementation
+from llm2vec.loss.reconstruction_loss import CE_IMPLEMENTATIONS, IGNORE_INDEX, ReconstructionLosses, reconstruction_loss
 from llm2vec.model_config import LLM2VecConfig
-from llm2vec.packing import (
-    PackedSequences,
-    install_varlen_attention,
-    pack_rows,
-    pool_packed,
-    reconstruction_rows,
-    uninstall_varlen_attention,
-)
+from llm2vec.packing import PackedSequences, install_varlen_attention, pack_rows, pool_packed, reconstruction_rows
 from llm2vec.pooling import position_ids_from_mask
-from llm2vec.training.checkpoints import load_into, read_safetensors_folder
+from llm2vec.weights import load_into, read_safetensors_folder
+
+
+@dataclass
+class StageILossComputation:
+    """How the Stage I loss is computed; none of these settings changes its value.
+
+    The Stage I training config's keys of the same names (``experiments/run_stage_I.py`` parses
+    them into this class); any field may be changed on a model between steps.
+    """
+
+    packing: bool = field(
+        default=True,
+        metadata={"help": "Padding-free packed encoder and decoder passes (false: padded rows). Same loss."},
+    )
+    ce_implementation: str = field(
+        default="auto",
+        metadata={
+            "help": "Cross-entropy at target positions: auto (fused for a plain lm_head, chunked for a sharded "
+            "one), fused (gradient computed in forward), chunked (checkpointed chunks through the lm_head module)."
+        },
+    )
+    ce_chunk_size: int | None = field(
+        default=4096, metadata={"help": "Target positions whose logits exist at once; null for one piece."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.ce_implementation not in CE_IMPLEMENTATIONS:
+            raise ValueError(
+                f"ce_implementation must be one of {list(CE_IMPLEMENTATIONS)}, got {self.ce_implementation!r}"
+            )
+        size = self.ce_chunk_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"ce_chunk_size must be a positive number of positions or null, got {size!r}")
 
 
 @dataclass
@@ -72,18 +84,7 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         lm_head: the output projection of ``causal_lm``.
         causal_lm: the full causal LM that owns ``model`` and ``lm_head``; kept (not as a submodule)
             to save complete causal-LM checkpoints.
-        ce_chunk_size: positions per cross-entropy chunk (None: all target positions at once).
-        packing: compute the default (non-``release_compat``) loss on padding-free packed rows: one
-            encoder and one decoder pass per batch. False keeps the padded computation (e.g. when
-            a packed row of a huge batch would be too long for the attention kernel).
-        ce_implementation: "auto", "chunked", "fused", "liger" or "cut"
-            (see ``reconstruction_loss.label_cross_entropy``).
-        packed_attention: how attention stays within each packed sample for an ``sdpa`` model:
-            "varlen" runs sdpa per sample (``packing.install_varlen_attention``; cost sum(n^2)),
-            "mask" uses transformers' block-diagonal mask (cost T^2). Flash attention always uses
-            its varlen kernel, eager and flex attention the mask.
-
-    The attributes ``ce_chunk_size``, ``packing`` and ``ce_implementation`` may be changed at any time.
+        loss_computation: packing and cross-entropy settings (the attribute may be replaced later).
     """
 
     def __init__(
@@ -93,52 +94,17 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         config: LLM2VecConfig,
         lm_head: nn.Module,
         causal_lm: nn.Module,
-        ce_chunk_size: int | None = 1024,
-        packing: bool = True,
-        ce_implementation: str = "auto",
-        packed_attention: str = "varlen",
+        loss_computation: StageILossComputation | None = None,
     ) -> None:
         if config.enable_bidirectional:
             raise ValueError("Stage I reconstructs text autoregressively; enable_bidirectional must be false")
-        if not 0.0 <= config.alpha <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {config.alpha}")
         super().__init__(model, tokenizer, config)
         self.lm_head = lm_head
         # Not registered: its parameters are those of model and lm_head already.
         object.__setattr__(self, "causal_lm", causal_lm)
-        self.configure_loss_computation(
-            ce_chunk_size=ce_chunk_size,
-            packing=packing,
-            ce_implementation=ce_implementation,
-            packed_attention=packed_attention,
-        )
-
-    def configure_loss_computation(
-        self,
-        *,
-        ce_chunk_size: int | None = 1024,
-        packing: bool = True,
-        ce_implementation: str = "auto",
-        packed_attention: str = "varlen",
-    ) -> None:
-        """Choose how the Stage I loss is computed; none of these settings changes its value.
-
-        Raises:
-            ValueError: an unknown ``ce_implementation`` / ``packed_attention``, a fused
-                implementation with a sharded lm_head, or a non-positive ``ce_chunk_size``.
-        """
-        if ce_chunk_size is not None and ce_chunk_size < 1:
-            raise ValueError(f"ce_chunk_size must be a positive number of positions or null, got {ce_chunk_size}")
-        resolve_ce_implementation(ce_implementation, self.lm_head)  # validates the name early
-        if packed_attention == "varlen":
-            install_varlen_attention(self.model)
-        elif packed_attention == "mask":
-            uninstall_varlen_attention(self.model)
-        else:
-            raise ValueError(f"packed_attention must be 'varlen' or 'mask', got {packed_attention!r}")
-        self.ce_chunk_size = ce_chunk_size
-        self.packing = packing
-        self.ce_implementation = ce_implementation
+        self.loss_computation = loss_computation if loss_computation is not None else StageILossComputation()
+        # Same as sdpa on padded rows; on packed rows it keeps attention within each sample.
+        install_varlen_attention(self.model)
 
     @classmethod
     def _load_model(cls, path: Any, config: LLM2VecConfig, hf_kwargs: dict[str, Any]) -> nn.Module:
@@ -202,7 +168,7 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
     def _decoder_inputs(
         self, anchor: torch.Tensor, features: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Input embeddings, attention mask, position ids and targets of one reconstruction pass."""
+        """Input embeddings, attention mask, position ids and targets of one padded reconstruction pass."""
         input_ids = features["input_ids"]
         attention_mask = features["attention_mask"]
         batch, length = input_ids.shape
@@ -230,33 +196,42 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         targets = torch.cat([targets, no_target], dim=1)
         return inputs, mask, positions, targets
 
-    def reconstruction_loss(self, anchor: torch.Tensor, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean teacher-forced cross-entropy of the tokens of ``features`` after ``anchor``."""
-        inputs, mask, positions, targets = self._decoder_inputs(anchor, features)
-        hidden = self.model(
-            inputs_embeds=inputs, attention_mask=mask, position_ids=positions, use_cache=False
-        ).last_hidden_state
-        return self._cross_entropy(hidden, targets)
+    def _padded_decoder(
+        self, anchor: torch.Tensor, features: dict[str, torch.Tensor], weight: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states and targets of one reconstruction direction on padded rows.
 
-    def _cross_entropy(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return label_cross_entropy(hidden, targets, self.lm_head, self.ce_chunk_size, self.ce_implementation)
+        A direction of weight 0 runs without a graph: its loss is only logged.
+        """
+        with torch.set_grad_enabled(torch.is_grad_enabled() and weight > 0.0):
+            inputs, mask, positions, targets = self._decoder_inputs(anchor, features)
+            hidden = self.model(
+                inputs_embeds=inputs, attention_mask=mask, position_ids=positions, use_cache=False
+            ).last_hidden_state
+        return hidden, targets
+
+    def _loss(self, hidden: torch.Tensor, targets: torch.Tensor, split: int) -> ReconstructionLosses:
+        settings = self.loss_computation
+        return reconstruction_loss(
+            hidden, targets, split, self.alpha, self.lm_head, settings.ce_implementation, settings.ce_chunk_size
+        )
 
     def forward(  # type: ignore[override]
         self, q_features: dict[str, torch.Tensor], d_features: dict[str, torch.Tensor]
     ) -> ReconstructionOutput:
-        """Stage I losses for a batch of (query, document) pairs.
-
-        A direction whose weight is 0 is still computed for logging, without a graph.
-        """
-        if self.packing and not self.llm2vec_config.release_compat:
+        """Stage I losses for a batch of (query, document) pairs."""
+        if self.loss_computation.packing and not self.llm2vec_config.release_compat:
             return self._packed_forward(q_features, d_features)
         q_anchor = self.anchors(q_features)
         d_anchor = self.anchors(d_features)
-        q2d = self._weighted_direction(self.alpha, q_anchor, d_features)
-        d2q = self._weighted_direction(1.0 - self.alpha, d_anchor, q_features)
-        loss = self.alpha * q2d + (1.0 - self.alpha) * d2q
+        q2d_hidden, q2d_targets = self._padded_decoder(q_anchor, d_features, self.alpha)
+        d2q_hidden, d2q_targets = self._padded_decoder(d_anchor, q_features, 1.0 - self.alpha)
+        width = q2d_hidden.shape[-1]
+        hidden = torch.cat([q2d_hidden.reshape(-1, width), d2q_hidden.reshape(-1, width)])
+        targets = torch.cat([q2d_targets.reshape(-1), d2q_targets.reshape(-1)])
+        losses = self._loss(hidden, targets, q2d_targets.numel())
         return ReconstructionOutput(
-            loss=loss, q2d_loss=q2d.detach(), d2q_loss=d2q.detach(), q_anchor=q_anchor, d_anchor=d_anchor
+            loss=losses.loss, q2d_loss=losses.q2d, d2q_loss=losses.d2q, q_anchor=q_anchor, d_anchor=d_anchor
         )
 
     def _packed_forward(
@@ -291,52 +266,8 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
             use_cache=False,
             **rows.varlen_kwargs(),
         ).last_hidden_state[0]
-
         split = int(rows.targets_per_pair[:n_d].sum())
-        if resolve_ce_implementation(self.ce_implementation, self.lm_head) == "fused":
-            q2d, d2q, loss = self._fused_directions(hidden, rows.targets, split)
-        else:
-            q2d = self._packed_direction(self.alpha, hidden[:split], rows.targets[:split])
-            d2q = self._packed_direction(1.0 - self.alpha, hidden[split:], rows.targets[split:])
-            loss = self.alpha * q2d + (1.0 - self.alpha) * d2q
+        losses = self._loss(hidden, rows.targets, split)
         return ReconstructionOutput(
-            loss=loss, q2d_loss=q2d.detach(), d2q_loss=d2q.detach(), q_anchor=q_anchor, d_anchor=d_anchor
+            loss=losses.loss, q2d_loss=losses.q2d, d2q_loss=losses.d2q, q_anchor=q_anchor, d_anchor=d_anchor
         )
-
-    def _fused_directions(
-        self, hidden: torch.Tensor, targets: torch.Tensor, split: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Both directions' cross-entropy in one fused call: each position weighted by its
-        direction's weight over its direction's target count, so the call returns the Stage I
-        loss (and per-position losses for the two means)."""
-        total = targets.numel()
-        if total == 0:
-            zero = hidden.sum() * 0.0
-            return zero, zero, zero
-        weights = torch.empty(total, dtype=torch.float32, device=hidden.device)
-        weights[:split] = self.alpha / max(split, 1)
-        weights[split:] = (1.0 - self.alpha) / max(total - split, 1)
-        loss, losses = fused_linear_cross_entropy(
-            hidden, self.lm_head.weight, targets, self.lm_head.bias,
-            chunk_size=self.ce_chunk_size, row_weights=weights, return_losses=True,
-        )
-        zero = losses.new_zeros(())
-        q2d = losses[:split].mean() if split else zero
-        d2q = losses[split:].mean() if total > split else zero
-        return q2d, d2q, loss
-
-    def _packed_direction(self, weight: float, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if targets.numel() == 0:
-            return hidden.sum() * 0.0
-        if weight > 0.0:
-            return self._cross_entropy(hidden, targets)
-        with torch.no_grad():
-            return self._cross_entropy(hidden.detach(), targets)
-
-    def _weighted_direction(
-        self, weight: float, anchor: torch.Tensor, features: dict[str, torch.Tensor]
-    ) -> torch.Tensor:
-        if weight > 0.0:
-            return self.reconstruction_loss(anchor, features)
-        with torch.no_grad():
-            return self.reconstruction_loss(anchor.detach(), features)

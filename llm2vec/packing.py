@@ -1,20 +1,13 @@
-"""Padding-free ("packed") layout of a batch: every sample's real tokens concatenated in one row.
+"""Padding-free ("packed") layout of a batch: every sample's real tokens back to back in one row.
 
 A packed row has batch size 1; each sample keeps its own position ids 0..n-1, and attention must
-not cross sample boundaries. Transformers 5 supports this layout natively:
-
-* with ``attention_mask=None`` and position ids that restart at 0, ``masking_utils`` detects the
-  packed sequences (``find_packed_sequence_indices``) and builds a block-diagonal causal mask for
-  ``sdpa``, ``eager`` and ``flex_attention`` (a (T x T) mask: attention costs T^2 instead of the
-  sum of the samples' n^2, and on CPU it is several times slower than padded attention);
-* ``flash_attention_2``/``_3`` run their varlen kernels when given ``cu_seq_lens_q/k`` and
-  ``max_length_q/k`` (or infer them from the position ids).
-
-:func:`install_varlen_attention` adds a third way for ``sdpa`` models: an attention function that
-runs ``scaled_dot_product_attention`` once per sample on the packed row (causal, no mask), reading
-the same ``cu_seq_lens`` keyword arguments that flash attention uses; without them it *is* sdpa.
-
-Everything here is model-agnostic; the Stage I model (``llm2vec_q2d_d2q``) builds on it.
+not cross sample boundaries. Flash attention does that with its varlen kernel given
+``cu_seq_lens``; for ``sdpa`` models :func:`install_varlen_attention` registers an attention
+function that runs SDPA once per sample on the row (without ``cu_seq_lens`` it is plain SDPA).
+Eager and flex attention fall back to transformers' own block-diagonal mask, which it builds when
+position ids restart at 0 and the attention mask is None (quadratic in the row length).
+Model-agnostic; the Stage I model builds its passes with :func:`pack_rows` and
+:func:`reconstruction_rows`. Measurements: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -301,11 +294,6 @@ def register_varlen_attention() -> None:
     AttentionMaskInterface.register(VARLEN_SDPA, sdpa_mask)
 
 
-def attention_implementation(model: nn.Module) -> str | None:
-    config = getattr(model, "config", None)
-    return getattr(config, "_attn_implementation", None)
-
-
 def install_varlen_attention(model: nn.Module) -> bool:
     """Switch an ``sdpa`` model to :data:`VARLEN_SDPA` (identical unless given ``cu_seq_lens``).
 
@@ -322,11 +310,3 @@ def install_varlen_attention(model: nn.Module) -> bool:
     register_varlen_attention()
     config._attn_implementation = VARLEN_SDPA  # type: ignore[union-attr]
     return True
-
-
-def uninstall_varlen_attention(model: nn.Module) -> None:
-    """Undo :func:`install_varlen_attention` (back to plain ``sdpa``)."""
-    config = getattr(model, "config", None)
-    if getattr(config, "_attn_implementation", None) == VARLEN_SDPA:
-        config._attn_implementation = "sdpa"  # type: ignore[union-attr]
-

@@ -19,7 +19,10 @@ from typing import Any
 import torch
 
 from llm2vec.prompts import PromptTemplate
-from llm2vec.separator import SEPARATOR
+
+#: Marks where an instruction ends: texts are written ``"{instruction}; " + SEPARATOR + text``. It is
+#: removed before tokenization; what follows it is the text that pooling and truncation act on.
+SEPARATOR = "!@#$%^&*()"
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from llm2vec.llm2vec_contrastive import LLM2VecContrastive  # noqa: E402
-from llm2vec.separator import SEPARATOR  # noqa: E402
+from llm2vec.llm2vec_contrastive import LLM2VecContrastive, LoraSettings  # noqa: E402
+from llm2vec.tokenization import SEPARATOR  # noqa: E402
 from llm2vec.testing.tiny_data import make_pairs  # noqa: E402
 
 UNION_SIZE = 8
@@ -37,7 +37,7 @@ def build_model(model_dir: str | Path) -> LLM2VecContrastive:
     model.loss_scale = LOSS_SCALE
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1234)
-        model.add_lora(r=4, dropout=0.0)
+        model.add_lora(LoraSettings(lora_r=4, lora_dropout=0.0))
     # LoRA starts with B = 0, which would leave every A without gradient: give B small seeded
     # values (the scale of the base weights), so that every LoRA weight has a non-trivial gradient.
     generator = torch.Generator().manual_seed(4321)

@@ -21,19 +21,13 @@ from typing import Any
 import pytest
 import torch
 
-from llm2vec.training.arguments import (
-    DataArguments,
-    EmbeddingTrainingArguments,
-    ModelArguments,
-    StageIArguments,
-    StageIIArguments,
-)
+from llm2vec.training.arguments import STAGE_I_CONFIG_TYPES, STAGE_II_CONFIG_TYPES, StageIIArguments
 from llm2vec.training.config_parsing import ConfigError, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_ROOT = ROOT / "train_configs"
-STAGE_I_TYPES = [ModelArguments, DataArguments, StageIArguments, EmbeddingTrainingArguments]
-STAGE_II_TYPES = [ModelArguments, DataArguments, StageIIArguments, EmbeddingTrainingArguments]
+STAGE_I_TYPES = STAGE_I_CONFIG_TYPES
+STAGE_II_TYPES = STAGE_II_CONFIG_TYPES
 STAGE_II_KEYS = {f.name for f in dataclasses.fields(StageIIArguments)}
 # TrainingArguments keys whose parsed value is rewritten (e.g. report_to "none" -> []).
 NORMALIZED_BY_TRANSFORMERS = {"report_to", "fsdp", "fsdp_config", "deepspeed", "accelerator_config"}
@@ -85,7 +79,7 @@ def _load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _stage_types(config: dict[str, Any]) -> list[type]:
+def _stage_types(config: dict[str, Any]) -> tuple[type, ...]:
     """The dataclasses of the run script that reads ``config`` (run_stage_II.py or run_stage_I.py)."""
     return STAGE_II_TYPES if STAGE_II_KEYS & set(config) else STAGE_I_TYPES
 
@@ -122,7 +116,7 @@ def test_config_parses_and_every_value_arrives(path: Path) -> None:
 
 @pytest.mark.parametrize("stem", sorted(STAGE_I_HUB_IDS))
 def test_stage_I_config_has_paper_values(stem: str) -> None:
-    model, data, stage, training = _parse(CONFIG_ROOT / "stage_I" / f"{stem}.json")
+    model, data, stage, loss_computation, training = _parse(CONFIG_ROOT / "stage_I" / f"{stem}.json")
     assert model.model_name_or_path == STAGE_I_HUB_IDS[stem]
     # Appendix A.2
     assert training.learning_rate == pytest.approx(4e-5)
@@ -146,6 +140,8 @@ def test_stage_I_config_has_paper_values(stem: str) -> None:
     assert not training.save_only_model  # optimizer state is needed to resume
     assert training.output_dir == f"output/stage_I/{stem}"
     assert stage.release_compat == stem.endswith("_release_compat")
+    assert loss_computation.packing and loss_computation.ce_implementation == "auto"
+    assert loss_computation.ce_chunk_size == 4096
 
 
 def test_release_compat_config_differs_from_1b_only_in_release_compat() -> None:
@@ -159,7 +155,7 @@ def test_release_compat_config_differs_from_1b_only_in_release_compat() -> None:
 @pytest.mark.parametrize("stem", sorted(ABLATION_ALPHAS))
 def test_ablation_config_changes_only_alpha(stem: str) -> None:
     path = CONFIG_ROOT / "ablation" / f"{stem}.json"
-    _, _, stage, training = _parse(path)
+    _, _, stage, _, training = _parse(path)
     assert stage.alpha == pytest.approx(ABLATION_ALPHAS[stem])
     assert training.output_dir == f"output/ablation/{stem}"
     base = _load(CONFIG_ROOT / "stage_I" / "MetaLlama3.2_1b_q2d_d2q.json")
@@ -206,7 +202,7 @@ def test_command_line_override_replaces_file_value() -> None:
 
 
 def test_command_line_overrides_are_json_literals(tiny_config_path: Path) -> None:
-    _, data, stage, training = _parse(
+    _, data, stage, _, training = _parse(
         tiny_config_path, "--dataset_files", '["nq", "squad"]', "--release_compat", "true",
         "--resume_from_checkpoint", "last",
     )

@@ -3,7 +3,7 @@
 What is exactly equal
 ---------------------
 The data are cut into task chunks of ``per_device_train_batch_size x world_size`` samples
-(``llm2vec.dataset.chunking``), read in order, and accelerate gives rank ``r`` batch
+(``llm2vec.dataset.task_chunked``), read in order, and accelerate gives rank ``r`` batch
 ``k * world_size + r``. So two processes with ``per_device = 4`` read the same chunks of 8, in the
 same order, as one process with ``per_device = 8``, rank 0 taking the first half of each chunk and
 rank 1 the second (``test_two_ranks_read_the_halves_of_the_single_process_batches``). One process
@@ -101,7 +101,7 @@ def _logged(checkpoint: Path) -> dict[int, dict[str, float]]:
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    from llm2vec.training.checkpoints import read_safetensors_folder
+    from llm2vec.weights import read_safetensors_folder
 
     return read_safetensors_folder(folder)
 
@@ -134,7 +134,7 @@ def equal_length_data_dir(tmp_path_factory: pytest.TempPathFactory, tiny_llama_d
     have one token length and whose documents all have another, per task."""
     from llm2vec import LLM2Vec
     from llm2vec.dataset import E5_INSTRUCTIONS
-    from llm2vec.separator import SEPARATOR
+    from llm2vec.tokenization import SEPARATOR
     from llm2vec.testing.tiny_data import make_pairs
 
     encoder = LLM2Vec.from_pretrained(tiny_llama_dir)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from llm2vec import LLM2Vec
-from llm2vec.separator import SEPARATOR
+from llm2vec.tokenization import SEPARATOR
 
 HIDDEN = 32  # hidden size of every tiny model
 
@@ -218,7 +218,7 @@ def test_mean_pooling_skips_instruction_tokens(tiny_llama_dir: Path) -> None:
 
 
 def test_unknown_pooling_mode_is_rejected(tiny_llama_dir: Path) -> None:
-    with pytest.raises(ValueError, match="unknown pooling_mode 'cls'"):
+    with pytest.raises(ValueError, match="pooling_mode must be one of .*got 'cls'"):
         LLM2Vec.from_pretrained(tiny_llama_dir, pooling_mode="cls")
 
 
@@ -230,7 +230,7 @@ def test_prompt_template_argument(tiny_qwen_dir: Path) -> None:
     tokenizer = chatml.tokenizer
     assert chatml.tokenize(["hello"])["input_ids"][0, -1] == tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert default.tokenize(["hello"])["input_ids"][0, -1] == tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    with pytest.raises(ValueError, match="unknown prompt_template 'nope'"):
+    with pytest.raises(ValueError, match="prompt_template must be 'auto' or one of .*got 'nope'"):
         LLM2Vec.from_pretrained(tiny_qwen_dir, prompt_template="nope")
 
 

@@ -123,15 +123,17 @@ def test_loss_computation_switches_change_nothing_but_the_cost(tmp_path, tiny_ll
 
 
 @pytest.mark.parametrize(
-    "key, value", [("ce_implementation", "fast"), ("packed_attention", "flash"), ("ce_chunk_size", 0), ("alpha", 1.5)]
+    "key, value",
+    [("ce_implementation", "fast"), ("ce_implementation", "liger"), ("ce_chunk_size", 0), ("alpha", 1.5),
+     ("pooling_mode", "cls"), ("max_seq_length", 0)],
 )
 def test_bad_loss_settings_are_rejected_with_the_key_and_file(tmp_path, key, value):
     config = json.loads(TINY_CONFIG.read_text())
     config[key] = value
     path = tmp_path / "bad_setting.json"
     path.write_text(json.dumps(config))
-    from llm2vec.training.arguments import DataArguments, EmbeddingTrainingArguments, ModelArguments, StageIArguments
+    from llm2vec.training.arguments import STAGE_I_CONFIG_TYPES
     from llm2vec.training.config_parsing import ConfigError, parse_config
 
     with pytest.raises(ConfigError, match=rf"bad_setting\.json.*{key}"):
-        parse_config([ModelArguments, DataArguments, StageIArguments, EmbeddingTrainingArguments], [str(path)])
+        parse_config(STAGE_I_CONFIG_TYPES, [str(path)])

@@ -3,7 +3,6 @@ end to end (Stage I -> Stage II -> reload), resume, and the paper's Stage II con
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import os
@@ -21,18 +20,18 @@ from safetensors.torch import load_file
 
 from llm2vec import LLM2Vec
 from llm2vec.dataset import load_train_dataset
-from llm2vec.llm2vec_contrastive import LORA_TARGET_MODULES, LLM2VecContrastive
+from llm2vec.llm2vec_contrastive import LORA_TARGET_MODULES, LLM2VecContrastive, LoraSettings
 from llm2vec.loss.hard_negative_nll_loss import HardNegativeNLLLoss, cosine_similarity_matrix
-from llm2vec.separator import SEPARATOR
+from llm2vec.tokenization import SEPARATOR
 from llm2vec.testing.tiny_data import write_tiny_pairs_dir
-from llm2vec.training.arguments import DataArguments, EmbeddingTrainingArguments, ModelArguments, StageIIArguments
+from llm2vec.training.arguments import STAGE_II_CONFIG_TYPES
 from llm2vec.training.checkpoints import COMPLETE_MARKER
 from llm2vec.training.config_parsing import parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "train_configs"
 WORKER = Path(__file__).resolve().parent / "distributed_stage_II_worker.py"
-STAGE_II_TYPES = [ModelArguments, DataArguments, StageIIArguments, EmbeddingTrainingArguments]
+STAGE_II_TYPES = STAGE_II_CONFIG_TYPES
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "llm2vec_config.json", "tokenizer_config.json")
 TEXTS = [
     f"Given a question, retrieve passages that answer the question; {SEPARATOR}How does the tide affect the reef?",
@@ -52,15 +51,15 @@ def _encode(model: LLM2Vec, texts: list[str]) -> torch.Tensor:
     return model.encode(texts, batch_size=64, show_progress_bar=False)
 
 
-def _lora_model(model_dir: Path, r: int = 8, **kwargs: Any) -> LLM2VecContrastive:
+def _lora_model(model_dir: Path, **settings: Any) -> LLM2VecContrastive:
     model = LLM2VecContrastive.from_pretrained(model_dir, dtype=torch.float32)
-    model.add_lora(r=r, **kwargs)
+    model.add_lora(LoraSettings(**settings))
     return model
 
 
 # ---------------------------------------------------------------------- model (in process)
 def test_only_lora_parameters_train(tiny_llama_dir: Path) -> None:
-    model = _lora_model(tiny_llama_dir, r=8)
+    model = _lora_model(tiny_llama_dir, lora_r=8)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
     layers = model.model.config.num_hidden_layers
@@ -75,13 +74,13 @@ def test_only_lora_parameters_train(tiny_llama_dir: Path) -> None:
     assert config.lora_dropout == pytest.approx(0.05) and config.bias == "none"
     assert set(config.target_modules) == set(LORA_TARGET_MODULES)
     with pytest.raises(ValueError, match="already has a LoRA adapter"):
-        model.add_lora(r=8)
+        model.add_lora(LoraSettings(lora_r=8))
 
     full = LLM2VecContrastive.from_pretrained(tiny_llama_dir, dtype=torch.float32)
     full.train_full_parameters()
     assert all(p.requires_grad for p in full.parameters())
     assert not any("lora_" in name for name, _ in full.named_parameters())
-    explicit = _lora_model(tiny_llama_dir, r=4, alpha=5)
+    explicit = _lora_model(tiny_llama_dir, lora_r=4, lora_alpha=5)
     assert explicit.model.peft_config["default"].lora_alpha == 5
 
 
@@ -123,14 +122,14 @@ def test_adapter_checkpoint_reloads_and_restores_exactly(tiny_llama_dir: Path, t
 
     # Resume: a fresh adapter (B = 0) gets exactly the saved weights back.
     fresh = LLM2VecContrastive.from_pretrained(tiny_llama_dir, dtype=torch.float32)
-    fresh.add_lora(r=4, dropout=0.0)
+    fresh.add_lora(LoraSettings(lora_r=4, lora_dropout=0.0))
     fresh.load_checkpoint_weights(checkpoint)
     trained_state = {n: p for n, p in trained.named_parameters() if p.requires_grad}
     fresh_state = {n: p for n, p in fresh.named_parameters() if p.requires_grad}
     assert trained_state.keys() == fresh_state.keys()
     assert all(torch.equal(trained_state[n], fresh_state[n]) for n in trained_state)
 
-    wrong_rank = _lora_model(tiny_llama_dir, r=8)
+    wrong_rank = _lora_model(tiny_llama_dir, lora_r=8)
     with pytest.raises(ValueError, match="LoRA rank"):
         wrong_rank.load_checkpoint_weights(checkpoint)
 
@@ -159,7 +158,7 @@ def test_given_adapter_is_merged_before_the_fresh_lora(tiny_llama_dir: Path, tmp
     )
     assert not model.has_adapter
     assert torch.allclose(_encode(model, TEXTS), expected, atol=1e-5)
-    model.add_lora(r=8)  # a fresh adapter starts at B = 0: the merged model's embeddings are kept
+    model.add_lora(LoraSettings(lora_r=8))  # a fresh adapter starts at B = 0: the merged model's embeddings are kept
     assert torch.allclose(_encode(model, TEXTS), expected, atol=1e-5)
 
 
@@ -435,13 +434,13 @@ def test_stage_II_config_files_exist() -> None:
 
 @pytest.mark.parametrize("relative", PAPER_FILES)
 def test_paper_stage_II_config_values(relative: str) -> None:
-    model, data, stage, training = _parse(relative)
+    model, data, stage, lora, training = _parse(relative)
     stem = Path(relative).stem
     raw = json.loads((CONFIGS / relative).read_text())
     assert "loss_scale" in raw, "loss_scale must be explicit in every config"
     assert stage.loss_scale == (20.0 if relative == SCALE_ABLATION else 50.0)
-    assert stage.lora_r == 16 and stage.lora_alpha in (None, 32) and stage.lora_dropout == pytest.approx(0.05)
-    assert set(stage.lora_target_modules) == set(LORA_TARGET_MODULES)
+    assert lora.lora_r == 16 and lora.alpha == 32 and lora.lora_dropout == pytest.approx(0.05)
+    assert set(lora.lora_target_modules) == set(LORA_TARGET_MODULES)
     assert not stage.full_parameter
     assert training.learning_rate == pytest.approx(2e-4)
     assert training.warmup_steps == 300 and training.num_train_epochs == 3 and training.seed == 42
@@ -498,8 +497,8 @@ def test_early_stage_and_scale_ablation_differ_from_the_full_run_only_where_they
 
 
 def test_tiny_stage_II_config_parses_for_cpu() -> None:
-    model, data, stage, training = parse_config(STAGE_II_TYPES, [str(CONFIGS / "tiny" / "stage_II_tiny.json")])
+    model, data, stage, lora, training = parse_config(STAGE_II_TYPES, [str(CONFIGS / "tiny" / "stage_II_tiny.json")])
     assert model.model_name_or_path == "cache/tiny/models/llama3" and data.dataset_file_path == "cache/tiny/data"
     assert model.torch_dtype == "float32" and model.attn_implementation == "sdpa" and training.use_cpu
-    assert stage.lora_r == 8 and not stage.full_parameter and not training.bf16
-    assert {f.name for f in dataclasses.fields(StageIIArguments)} & set(_tiny_config()) >= {"loss_scale", "lora_r"}
+    assert lora.lora_r == 8 and not stage.full_parameter and not training.bf16
+    assert {"loss_scale", "lora_r"} <= set(_tiny_config())

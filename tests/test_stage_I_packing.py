@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 from transformers.modeling_flash_attention_utils import prepare_fa_kwargs_from_position_ids
 
 from llm2vec import LLM2Vec_q2d_d2q
+from llm2vec.llm2vec_q2d_d2q import StageILossComputation
 from llm2vec.packing import (
     VARLEN_SDPA,
     pack_rows,
@@ -16,7 +19,7 @@ from llm2vec.packing import (
     varlen_sdpa_attention_forward,
 )
 from llm2vec.pooling import POOLING_MODES, pool
-from llm2vec.separator import SEPARATOR
+from llm2vec.tokenization import SEPARATOR
 
 INSTRUCTION = "Given a question, retrieve passages that answer it; "
 QUERIES = [
@@ -33,17 +36,18 @@ DOCUMENTS = [
 ]
 
 
-def _stage_one(path, **kwargs) -> LLM2Vec_q2d_d2q:
-    settings = {k: kwargs.pop(k) for k in ("packing", "ce_implementation", "packed_attention") if k in kwargs}
+def _stage_one(path, block_mask: bool = False, **kwargs) -> LLM2Vec_q2d_d2q:
+    """A Stage I model; ``packing``/``ce_implementation``/``ce_chunk_size`` set its loss computation.
+
+    ``block_mask`` puts an sdpa model back on plain sdpa, so that packed rows get transformers'
+    block-diagonal mask (the benchmark's ``packed_mask`` variant) instead of the per-sample sdpa.
+    """
+    names = {f.name for f in dataclasses.fields(StageILossComputation)}
+    computation = StageILossComputation(**{k: kwargs.pop(k) for k in names & set(kwargs)})
     model = LLM2Vec_q2d_d2q.from_pretrained(path, dtype=torch.float32, **kwargs)
-    for key, value in settings.items():
-        if key == "packed_attention":
-            model = LLM2Vec_q2d_d2q(
-                model.model, model.tokenizer, model.llm2vec_config, model.lm_head, model.causal_lm,
-                packed_attention=value,
-            )
-        else:
-            setattr(model, key, value)
+    model.loss_computation = computation
+    if block_mask:
+        model.model.config._attn_implementation = "sdpa"
     model.train()
     return model
 
@@ -73,7 +77,7 @@ def test_packed_equals_padded_loss_and_gradients(tiny_checkpoint_dir, family):
     path = tiny_checkpoint_dir(family)
     padded = _stage_one(path, packing=False)
     packed = _stage_one(path)
-    assert packed.packing and packed.model.config._attn_implementation == VARLEN_SDPA
+    assert packed.loss_computation.packing and packed.model.config._attn_implementation == VARLEN_SDPA
     q = padded.tokenize(QUERIES)
     assert (q["attention_mask"] == 0).any() and (q["embed_mask"] != q["attention_mask"]).any()
     _assert_same(_loss_and_grads(packed), _loss_and_grads(padded))
@@ -89,7 +93,7 @@ def test_transformers_block_diagonal_mask_gives_the_same_result(tiny_checkpoint_
         model = _stage_one(path, attn_implementation="eager")
         assert model.model.config._attn_implementation == "eager"
     else:
-        model = _stage_one(path, packed_attention="mask")
+        model = _stage_one(path, block_mask=True)
         assert model.model.config._attn_implementation == "sdpa"
     _assert_same(_loss_and_grads(model), _loss_and_grads(reference))
 
@@ -98,8 +102,7 @@ def test_transformers_block_diagonal_mask_gives_the_same_result(tiny_checkpoint_
 @pytest.mark.parametrize("ce_implementation", ["chunked", "fused"])
 def test_packed_equals_padded_for_every_alpha_and_cross_entropy(tiny_llama_dir, alpha, ce_implementation):
     padded = _stage_one(tiny_llama_dir, alpha=alpha, packing=False, ce_implementation="chunked")
-    packed = _stage_one(tiny_llama_dir, alpha=alpha, ce_implementation=ce_implementation)
-    packed.ce_chunk_size = 16  # several chunks
+    packed = _stage_one(tiny_llama_dir, alpha=alpha, ce_implementation=ce_implementation, ce_chunk_size=16)
     _assert_same(_loss_and_grads(packed), _loss_and_grads(padded))
 
 
@@ -113,7 +116,7 @@ def test_packed_with_activation_checkpointing(tiny_llama_dir):
 
 def test_packed_bf16_close_to_padded(tiny_llama_dir):
     padded = LLM2Vec_q2d_d2q.from_pretrained(tiny_llama_dir, dtype=torch.bfloat16)
-    padded.packing = False
+    padded.loss_computation = StageILossComputation(packing=False)
     packed = LLM2Vec_q2d_d2q.from_pretrained(tiny_llama_dir, dtype=torch.bfloat16)
     q, d = padded.tokenize(QUERIES), padded.tokenize(DOCUMENTS)
     expected = padded(q, d).loss.item()
@@ -132,7 +135,7 @@ def test_release_compat_ignores_packing(tiny_llama_dir):
 
 def test_encoding_is_unchanged_by_the_varlen_attention(tiny_llama_dir):
     stage_one = _stage_one(tiny_llama_dir)
-    plain = _stage_one(tiny_llama_dir, packed_attention="mask")
+    plain = _stage_one(tiny_llama_dir, block_mask=True)
     texts = [q.replace(SEPARATOR, "") for q in QUERIES] + DOCUMENTS
     with torch.no_grad():
         torch.testing.assert_close(

@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 
 from llm2vec import LLM2Vec
 from llm2vec.prompts import get_template
-from llm2vec.separator import SEPARATOR
+from llm2vec.tokenization import SEPARATOR
 from llm2vec.tokenization import EmbeddingTokenizer
 
 # Cases: a tiny checkpoint family and the template it is used with ("mistral" is the explicit

@@ -7,10 +7,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from llm2vec.dataset.chunking import chunk_size_for
-from llm2vec.dataset.errors import DatasetError, DatasetNotFoundError
-from llm2vec.dataset.jsonl_reader import iter_jsonl
-from llm2vec.dataset.task_chunked import TaskChunkedDataset, TaskSamples
+from llm2vec.dataset.jsonl_reader import DatasetError, DatasetNotFoundError, iter_jsonl
+from llm2vec.dataset.task_chunked import TaskChunkedDataset, TaskSamples, chunk_size_for
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm2vec.dataset.errors import DatasetError, DatasetNotFoundError
+
+# Every data problem raises one of these instead of being skipped: a silently dropped file or
+# line would change the training mixture without anyone noticing.
+class DatasetError(ValueError):
+    """Invalid training data or dataset configuration (the message names the file and line)."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A data directory or file does not exist (the message says where the data comes from)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from llm2vec.dataset.data_types import TrainSample
 from llm2vec.dataset.e5 import E5Dataset
-from llm2vec.dataset.errors import DatasetError, DatasetNotFoundError
 from llm2vec.dataset.jsonl_pairs import JsonlPairsDataset
+from llm2vec.dataset.jsonl_reader import DatasetError, DatasetNotFoundError
+from llm2vec.dataset.task_chunked import TrainSample
 
 DATASET_NAMES = ("E5", "jsonl")
 """Valid values of ``dataset_name`` (matched case-insensitively)."""

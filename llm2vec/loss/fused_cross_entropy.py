@@ -1,28 +1,16 @@
 """Linear + cross-entropy fused chunk by chunk, with the gradient computed in the forward pass.
 
-``F.cross_entropy(F.linear(h, W, b).float(), t)`` holds an (N x vocabulary) float32 logits tensor
-(and its softmax, and its gradient) for every predicted position: with Llama-3's 128,256 entries
-that dominates the memory and the time of Stage I. Here the positions go through the head in
-chunks; for each chunk
+For each chunk of positions: logits ``h W^T + b`` (rounded to the weight dtype, then float32, as
+``F.cross_entropy(F.linear(h, W, b).float(), t)`` rounds them), the loss ``logsumexp - logit[t]``,
+and at once the gradient ``g = (softmax - onehot) * weight`` with ``dL/dh = g W``,
+``dL/dW += g^T h`` (float32 accumulation), ``dL/db += sum(g)``. The chunk's logits are then freed;
+backward only scales the stored gradients, nothing is recomputed, and the (positions x vocabulary)
+tensor never exists. The elementwise part runs on blocks of rows in reused float32 buffers (on CPU
+a fresh 128k-wide tensor costs more in page faults than its arithmetic).
 
-    logits = h_c W^T + b          (weight dtype, then float32, as the plain computation rounds them)
-    loss_c = logsumexp(logits) - logits[target]
-    g_c    = (softmax(logits) - onehot(target)) * scale   (float32, cast to the weight dtype)
-    dL/dh_c  = g_c W          dL/dW += g_c^T h_c          dL/db += sum(g_c)
-
-so after the loop the gradients are complete and the chunk's logits are freed: backward only
-multiplies the stored gradients by the incoming scalar, nothing is recomputed (the checkpointed
-chunking of ``reconstruction_loss.label_only_cross_entropy`` computes the logits twice). The weight
-gradient is accumulated in float32 across chunks and rounded once to the weight dtype.
-
-The elementwise part (upcast, max, exp, sum, scaling, onehot) runs on blocks of ``row_block`` rows
-of a chunk in one reused float32 buffer; the matrix products use the whole chunk, written into one
-reused logits buffer (on CPU a fresh (rows x 128k) tensor costs more in page faults than the
-arithmetic done on it).
-
-This reads ``lm_head.weight`` directly. DeepSpeed ZeRO-3 and FSDP gather a sharded weight in the
-module's forward hooks, which this bypasses: :func:`lm_head_is_plain` tells whether the direct read
-is safe, and ``reconstruction_loss.label_cross_entropy`` falls back to calling the module.
+It reads ``lm_head.weight`` directly, which is wrong where DeepSpeed ZeRO-3 or FSDP gather a
+sharded weight in the module's hooks: :func:`lm_head_is_plain` tells whether it is safe, and
+``reconstruction_loss`` calls the module instead when it is not. Details: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -31,8 +19,6 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-
-IGNORE_INDEX = -100
 
 #: rows of a chunk whose float32 logits are processed at once (256 x 128,256 x 4 B = 131 MB):
 #: few large elementwise ops, which on a busy CPU wait less at thread barriers than many small ones

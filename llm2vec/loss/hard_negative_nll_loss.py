@@ -24,6 +24,16 @@ from torch import nn
 
 from llm2vec.loss.distributed import all_gather_with_grad, scale_gradient, world_size
 
+#: 1 / temperature of the release and llm2vec (tau 0.02); the paper's text says tau 0.05 (scale 20)
+DEFAULT_SCALE = 50.0
+
+
+def scale_problem(scale: object) -> str | None:
+    """What is wrong with ``scale`` as the loss scale ("must be ..."), or None if it is fine."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        return f"must be a positive number, got {scale!r}"
+    return None
+
 
 def cosine_similarity_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(len(a), len(b)) cosine similarities, computed in at least float32."""
@@ -40,10 +50,11 @@ class HardNegativeNLLLoss(nn.Module):
         scale: multiplies the cosine similarities (1 / temperature).
     """
 
-    def __init__(self, scale: float = 50.0) -> None:
+    def __init__(self, scale: float = DEFAULT_SCALE) -> None:
         super().__init__()
-        if scale <= 0:
-            raise ValueError(f"scale must be positive, got {scale}")
+        problem = scale_problem(scale)
+        if problem is not None:
+            raise ValueError(f"scale {problem}")
         self.scale = float(scale)
 
     def extra_repr(self) -> str:

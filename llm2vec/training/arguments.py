@@ -1,8 +1,10 @@
 """Training-config dataclasses shared by the run scripts.
 
-A config is one JSON object whose keys are the fields of these dataclasses (and of
-``transformers.TrainingArguments``); a key that no dataclass of the stage defines is an error.
-Stage-specific groups keep keys from being accepted where they would be ignored.
+A config is one JSON object whose keys are the fields of the dataclasses a run script parses
+(these, ``transformers.TrainingArguments`` and the models' own settings classes
+``StageILossComputation`` and ``LoraSettings``); a key that none of them defines is an error.
+Defaults and rules of model settings live with the model (``LLM2VecConfig``,
+``HardNegativeNLLLoss``): the fields here take them from there, so each has one owner.
 """
 
 from __future__ import annotations
@@ -10,6 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
+
+from llm2vec.llm2vec_contrastive import LoraSettings
+from llm2vec.llm2vec_q2d_d2q import StageILossComputation
+from llm2vec.loss.hard_negative_nll_loss import DEFAULT_SCALE, scale_problem
+from llm2vec.model_config import LLM2VecConfig
+
+_ENCODER = LLM2VecConfig()
+
+
+def _check(key: str, setting: str, value: object) -> None:
+    """Raise the rule of ``LLM2VecConfig.<setting>`` under the config key ``key``."""
+    problem = LLM2VecConfig.problem_with(setting, value)
+    if problem is not None:
+        raise ValueError(f"{key} {problem}")
 
 
 @dataclass
@@ -20,13 +36,18 @@ class ModelArguments:
     peft_model_name_or_path: str | None = field(
         default=None, metadata={"help": "Adapter to load (and merge) on top of the base model before training."}
     )
-    bidirectional: bool = field(default=False, metadata={"help": "Bidirectional attention (llm2vec); off in the paper."})
-    pooling_mode: str = field(
-        default="eos_token", metadata={"help": "mean, weighted_mean, eos_token, last_token or bos_token."}
+    bidirectional: bool = field(
+        default=_ENCODER.enable_bidirectional, metadata={"help": "Bidirectional attention (llm2vec); off in the paper."}
     )
-    max_seq_length: int = field(default=512, metadata={"help": "Most tokens per text, template included."})
+    pooling_mode: str = field(
+        default=_ENCODER.pooling_mode, metadata={"help": "mean, weighted_mean, eos_token, last_token or bos_token."}
+    )
+    max_seq_length: int = field(
+        default=_ENCODER.max_length, metadata={"help": "Most tokens per text, template included."}
+    )
     prompt_template: str = field(
-        default="auto", metadata={"help": "llama3, qwen2, chatml, mistral, generic or auto (from the model)."}
+        default=_ENCODER.prompt_template,
+        metadata={"help": "llama3, qwen2, chatml, mistral, generic or auto (from the model)."},
     )
     torch_dtype: str | None = field(
         default=None, metadata={"help": "Weights dtype: bfloat16, float16, float32 or auto (checkpoint's)."}
@@ -34,6 +55,12 @@ class ModelArguments:
     attn_implementation: str = field(
         default="sdpa", metadata={"help": "sdpa, eager or flash_attention_2 (falls back to sdpa if not installed)."}
     )
+
+    def __post_init__(self) -> None:
+        _check("bidirectional", "enable_bidirectional", self.bidirectional)
+        _check("pooling_mode", "pooling_mode", self.pooling_mode)
+        _check("max_seq_length", "max_length", self.max_seq_length)
+        _check("prompt_template", "prompt_template", self.prompt_template)
 
 
 @dataclass
@@ -54,45 +81,51 @@ class DataArguments:
 
 @dataclass
 class StageIArguments:
-    """Bidirectional reconstruction (EBQ2D + EBD2Q)."""
+    """Bidirectional reconstruction (EBQ2D + EBD2Q); how it is computed: ``StageILossComputation``."""
 
-    alpha: float = field(default=0.2, metadata={"help": "loss = alpha * Q2D + (1 - alpha) * D2Q (paper 0.2)."})
+    alpha: float = field(
+        default=_ENCODER.alpha, metadata={"help": "loss = alpha * Q2D + (1 - alpha) * D2Q (paper 0.2)."}
+    )
     release_compat: bool = field(
-        default=False, metadata={"help": "Reproduce the release's computation exactly (see docs)."}
-    )
-    ce_chunk_size: int | None = field(
-        default=4096, metadata={"help": "Target positions per cross-entropy chunk; null for one piece."}
-    )
-    ce_implementation: str = field(
-        default="auto",
-        metadata={
-            "help": "Cross-entropy at target positions: auto (fused for a plain lm_head, chunked for a sharded "
-            "one), fused, chunked, liger (liger-kernel, CUDA), cut (cut-cross-entropy, CUDA). Same loss."
-        },
-    )
-    packing: bool = field(
-        default=True,
-        metadata={"help": "Padding-free packed encoder and decoder passes (false: padded rows). Same loss."},
-    )
-    packed_attention: str = field(
-        default="varlen",
-        metadata={
-            "help": "Attention of packed rows: varlen (per sample; flash-attention varlen when loaded) or mask "
-            "(transformers' block-diagonal mask over the whole row)."
-        },
+        default=_ENCODER.release_compat, metadata={"help": "Reproduce the release's computation exactly (see docs)."}
     )
 
     def __post_init__(self) -> None:
-        from llm2vec.loss.reconstruction_loss import CE_IMPLEMENTATIONS
+        _check("alpha", "alpha", self.alpha)
+        _check("release_compat", "release_compat", self.release_compat)
 
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
-        if self.ce_chunk_size is not None and self.ce_chunk_size < 1:
-            raise ValueError(f"ce_chunk_size must be a positive number of positions or null, got {self.ce_chunk_size}")
-        if self.ce_implementation not in CE_IMPLEMENTATIONS:
-            raise ValueError(f"ce_implementation must be one of {list(CE_IMPLEMENTATIONS)}, got {self.ce_implementation!r}")
-        if self.packed_attention not in ("varlen", "mask"):
-            raise ValueError(f"packed_attention must be 'varlen' or 'mask', got {self.packed_attention!r}")
+
+@dataclass
+class StageIIArguments:
+    """Contrastive fine-tuning (InfoNCE with in-batch and hard negatives); the adapter: ``LoraSettings``."""
+
+    loss_scale: float = field(
+        default=DEFAULT_SCALE,
+        metadata={"help": "1 / temperature of the cosine scores: 50 in the release and llm2vec, 20 in the paper's text."},
+    )
+    full_parameter: bool = field(
+        default=False,
+        metadata={"help": "Train every weight without LoRA (the release's accidental behaviour; off in the paper)."},
+    )
+    gradient_cache_mini_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Gradient cache: encode this many rows at a time while the loss spans the whole batch "
+            "(single process; lets one GPU train the paper's batch of 512 exactly)."
+        },
+    )
+    save_merged_model: bool = field(
+        default=False,
+        metadata={"help": "Also write the base with the adapter merged in to <output_dir>/merged at the end."},
+    )
+
+    def __post_init__(self) -> None:
+        problem = scale_problem(self.loss_scale)
+        if problem is not None:
+            raise ValueError(f"loss_scale {problem}")
+        size = self.gradient_cache_mini_batch_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"gradient_cache_mini_batch_size must be a positive integer or null, got {size!r}")
 
 
 @dataclass
@@ -113,33 +146,8 @@ class EmbeddingTrainingArguments(TrainingArguments):
     )
 
 
-@dataclass
-class StageIIArguments:
-    """Contrastive fine-tuning (InfoNCE with in-batch and hard negatives) with LoRA."""
 
-    loss_scale: float = field(
-        default=50.0,
-        metadata={"help": "1 / temperature of the cosine scores: 50 in the release and llm2vec, 20 in the paper's text."},
-    )
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank (paper 16)."})
-    lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha; null means 2 * lora_r."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input (paper 0.05)."})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        metadata={"help": "Linear layers that get a LoRA adapter."},
-    )
-    full_parameter: bool = field(
-        default=False,
-        metadata={"help": "Train every weight without LoRA (the release's accidental behaviour; off in the paper)."},
-    )
-    gradient_cache_mini_batch_size: int | None = field(
-        default=None,
-        metadata={
-            "help": "Gradient cache: encode this many rows at a time while the loss spans the whole batch "
-            "(single process; lets one GPU train the paper's batch of 512 exactly)."
-        },
-    )
-    save_merged_model: bool = field(
-        default=False,
-        metadata={"help": "Also write the base with the adapter merged in to <output_dir>/merged at the end."},
-    )
+#: the dataclasses of a Stage I config, in the order ``parse_config`` returns their instances
+STAGE_I_CONFIG_TYPES = (ModelArguments, DataArguments, StageIArguments, StageILossComputation, EmbeddingTrainingArguments)
+#: the dataclasses of a Stage II config, likewise
+STAGE_II_CONFIG_TYPES = (ModelArguments, DataArguments, StageIIArguments, LoraSettings, EmbeddingTrainingArguments)

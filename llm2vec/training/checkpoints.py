@@ -1,15 +1,10 @@
-"""Checkpoint folders: completeness markers, finding the newest complete one, loading weights."""
+"""Checkpoint folders: completeness markers and finding the newest complete one to resume from."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file
-from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -62,30 +57,3 @@ def resolve_resume_checkpoint(resume: str | None, output_dir: str | Path) -> str
     if not is_complete(path):
         raise ValueError(f"{path} has no {COMPLETE_MARKER} marker: it was interrupted while being saved")
     return str(path)
-
-
-def read_safetensors_folder(folder: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of ``model.safetensors`` or of the shards listed in its index."""
-    folder = Path(folder)
-    single = folder / "model.safetensors"
-    if single.is_file():
-        return load_file(single)
-    index = folder / "model.safetensors.index.json"
-    if not index.is_file():
-        raise FileNotFoundError(f"{folder} has neither model.safetensors nor model.safetensors.index.json")
-    shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    state: dict[str, torch.Tensor] = {}
-    for shard in shards:
-        state.update(load_file(folder / shard))
-    return state
-
-
-def load_into(module: nn.Module, state: dict[str, torch.Tensor], allowed_missing: set[str] = frozenset()) -> None:
-    """Load ``state`` strictly, except for keys the checkpoint may omit (tied weights)."""
-    result = module.load_state_dict(state, strict=False)
-    missing = set(result.missing_keys) - set(allowed_missing)
-    if missing or result.unexpected_keys:
-        raise ValueError(
-            f"checkpoint does not match the model: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(result.unexpected_keys)[:5]}"
-        )

@@ -13,10 +13,9 @@ from torch.utils.data import Dataset
 
 from llm2vec.dataset import load_train_dataset
 from llm2vec.training.arguments import DataArguments, EmbeddingTrainingArguments, ModelArguments
-from llm2vec.training.callbacks import StopAfterNStepsCallback
 from llm2vec.training.checkpoints import resolve_resume_checkpoint
 from llm2vec.training.collator import PairCollator
-from llm2vec.training.trainer import EmbeddingTrainer
+from llm2vec.training.trainer import EmbeddingTrainer, StopAfterNStepsCallback
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import Dataset, SequentialSampler
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from llm2vec.training.checkpoints import clear_complete, mark_complete, read_safetensors_folder
+from llm2vec.training.checkpoints import clear_complete, mark_complete
+from llm2vec.weights import read_safetensors_folder
 
 TRAINING_ARGS_NAME = "training_args.bin"
 
@@ -84,3 +85,24 @@ class EmbeddingTrainer(Trainer):
             set_model_state_dict(target, state, options=StateDictOptions(full_state_dict=True, strict=False))
             return
         self.accelerator.unwrap_model(target).load_checkpoint_weights(resume_from_checkpoint)
+
+
+class StopAfterNStepsCallback(TrainerCallback):
+    """Ends training after ``n_steps`` optimizer steps and saves there.
+
+    The paper's recipes (like llm2vec's) keep the learning-rate schedule of the full epoch count
+    and stop early, so this is not the same as ``max_steps``.
+    """
+
+    def __init__(self, n_steps: int) -> None:
+        if n_steps < 1:
+            raise ValueError(f"stop_after_n_steps must be positive, got {n_steps}")
+        self.n_steps = n_steps
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
+    ) -> TrainerControl:
+        if state.global_step >= self.n_steps:
+            control.should_training_stop = True
+            control.should_save = True
+        return control

@@ -15,7 +15,7 @@ from llm2vec.dataset import (
     TrainSample,
     load_train_dataset,
 )
-from llm2vec.dataset.errors import DatasetNotFoundError
+from llm2vec.dataset.jsonl_reader import DatasetNotFoundError
 
 SEP = "!@#$%^&*()"
 

@@ -7,13 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm2vec.loss.fused_cross_entropy import fused_linear_cross_entropy, lm_head_is_plain
-from llm2vec.loss.reconstruction_loss import (
-    IGNORE_INDEX,
-    label_cross_entropy,
-    label_only_cross_entropy,
-    resolve_ce_implementation,
-)
+from llm2vec.loss.fused_cross_entropy import fused_linear_cross_entropy
 
 VOCAB, HIDDEN, POSITIONS = 300, 24, 37
 
@@ -96,73 +90,6 @@ def test_only_requested_gradients_are_computed():
     loss = fused_linear_cross_entropy(hidden.detach().requires_grad_(), head.weight, targets, chunk_size=8)
     loss.backward()
     assert head.weight.grad is None
-
-
-def test_label_cross_entropy_selects_targets_like_label_only():
-    head, hidden, targets = _problem(torch.float32)
-    rows = hidden.detach()[None].repeat(2, 1, 1).requires_grad_()
-    padded_targets = torch.stack([targets, targets])
-    padded_targets[0, ::3] = IGNORE_INDEX
-    padded_targets[1, :5] = IGNORE_INDEX
-    reference = label_only_cross_entropy(rows, padded_targets, head, chunk_size=None)
-    (reference_grad,) = torch.autograd.grad(reference, rows)
-    for implementation in ("chunked", "fused", "auto"):
-        loss = label_cross_entropy(rows, padded_targets, head, chunk_size=7, implementation=implementation)
-        (grad,) = torch.autograd.grad(loss, rows)
-        torch.testing.assert_close(loss, reference, atol=1e-6, rtol=1e-6)
-        torch.testing.assert_close(grad, reference_grad, atol=1e-7, rtol=1e-5)
-
-
-def test_no_target_gives_a_connected_zero():
-    head, hidden, targets = _problem(torch.float32)
-    loss = label_cross_entropy(hidden[None], torch.full_like(targets, IGNORE_INDEX)[None], head, implementation="fused")
-    assert loss.item() == 0.0 and loss.requires_grad
-
-
-class _ShardedLikeHead(nn.Linear):
-    """Stands for a ZeRO-3 / FSDP head: its weight is only valid inside the module's forward."""
-
-
-def test_auto_falls_back_to_the_module_call_for_wrapped_or_sharded_heads():
-    head, _, _ = _problem(torch.float32)
-    assert lm_head_is_plain(head)
-    assert resolve_ce_implementation("auto", head) == "fused"
-    wrapped = _ShardedLikeHead(HIDDEN, VOCAB, bias=False)
-    assert not lm_head_is_plain(wrapped)
-    assert resolve_ce_implementation("auto", wrapped) == "chunked"
-    with pytest.raises(ValueError, match="chunked"):
-        resolve_ce_implementation("fused", wrapped)
-    zero3 = nn.Linear(HIDDEN, VOCAB, bias=False)
-    zero3.weight.ds_id = 7  # what DeepSpeed ZeRO-3 puts on its partitioned parameters
-    assert resolve_ce_implementation("auto", zero3) == "chunked"
-    with pytest.raises(ValueError, match="unknown ce_implementation"):
-        resolve_ce_implementation("triton", head)
-
-
-def test_chunked_implementation_calls_the_module():
-    head, hidden, targets = _problem(torch.float32)
-    calls: list[int] = []
-    handle = head.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
-    try:
-        label_cross_entropy(hidden[None], targets[None], head, chunk_size=16, implementation="chunked")
-        assert calls and max(calls) <= 16
-        calls.clear()
-        label_cross_entropy(hidden[None], targets[None], head, chunk_size=16, implementation="fused")
-        assert calls == []
-    finally:
-        handle.remove()
-
-
-@pytest.mark.parametrize("implementation, module", [("liger", "liger_kernel"), ("cut", "cut_cross_entropy")])
-def test_optional_gpu_implementations_need_their_package_and_cuda(implementation, module):
-    head, hidden, targets = _problem(torch.float32)
-    try:
-        __import__(module)
-        expected: type[Exception] = ValueError  # installed, but this is a CPU tensor
-    except ImportError:
-        expected = ImportError
-    with pytest.raises(expected):
-        label_cross_entropy(hidden[None], targets[None], head, implementation=implementation)
 
 
 def test_row_weights_give_a_weighted_sum_of_two_means():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm2vec.llm2vec_contrastive import LLM2VecContrastive
+from llm2vec.llm2vec_contrastive import LLM2VecContrastive, LoraSettings
 from llm2vec.loss.gradient_cache import CachedEmbeddings
 
 WORKER = Path(__file__).resolve().parents[1] / "distributed_stage_II_worker.py"
@@ -60,7 +60,7 @@ def test_replay_reproduces_the_cached_embeddings_under_dropout(tiny_llama_dir):
     """Dropout draws the same masks in the replay as in the graph-free pass (RNG states restored)."""
     worker = _worker()
     model = LLM2VecContrastive.from_pretrained(tiny_llama_dir, dtype=torch.float32)
-    model.add_lora(r=4, dropout=0.3, init_lora_weights=False)
+    model.add_lora(LoraSettings(lora_r=4, lora_dropout=0.3), init_lora_weights=False)
     model.train()
     batch = worker.features(model, 0, 5)
     groups = [batch["q_features"], batch["d_features"]]
