@@ -59,10 +59,9 @@ EXTRAS_REQUIRE = {
         "sentence-transformers>=5",
         "matplotlib",
     ],
-    # GPU-only speed-ups; flash-attn needs CUDA to build
+    # GPU-only: flash-attn needs CUDA to build; deepspeed for ZeRO-3
     "gpu": [
         "flash-attn>=2.6",
-        "liger-kernel",
         "deepspeed",
     ],
 }

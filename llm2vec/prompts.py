@@ -3,18 +3,8 @@
 A template is data: a prefix written before the text and a suffix written after it. The suffix
 always ends with the token whose final hidden state is the embedding (the "EOS" of the paper), so
 truncation can cut the text while keeping the suffix intact. ``{eos}`` in a suffix stands for the
-tokenizer's own EOS token.
-
-Formats:
-- ``llama3``: the release's format, ``<|start_header_id|>user<|end_header_id|>\\n\\n{text}<|eot_id|>``
-  (the tokenizer adds ``<|begin_of_text|>``); pooled token ``<|eot_id|>``.
-- ``qwen2``: the release's (unused) Qwen helper, ``<|im_start|>user\\n{text}<|im_end|><|endoftext|>``;
-  pooled token ``<|endoftext|>``.
-- ``chatml``: ``<|im_start|>user\\n{text}<|im_end|>``, for ChatML models that are not Qwen2
-  (SmolLM2-Instruct); pooled token ``<|im_end|>``.
-- ``mistral``: llm2vec's Mistral-Instruct format, ``[INST] {text} [/INST]`` followed by the EOS ``</s>``;
-  chosen for Mistral models whose chat template uses ``[INST]`` (base Mistral gets ``generic``).
-- ``generic``: the text followed by the tokenizer's EOS token.
+tokenizer's own EOS token. :data:`TEMPLATES` holds the formats, each with the models it is for;
+:func:`detect_template_name` picks one from the tokenizer's special tokens and the model type.
 """
 
 from __future__ import annotations
@@ -43,10 +33,15 @@ class PromptTemplate:
 
 
 TEMPLATES: dict[str, PromptTemplate] = {
+    # The release's format (the tokenizer adds <|begin_of_text|>); pooled token <|eot_id|>.
     "llama3": PromptTemplate("llama3", "<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"),
+    # The release's (unused) Qwen helper; pooled token <|endoftext|>.
     "qwen2": PromptTemplate("qwen2", "<|im_start|>user\n", "<|im_end|><|endoftext|>"),
+    # ChatML models that are not Qwen2 (SmolLM2-Instruct); pooled token <|im_end|>.
     "chatml": PromptTemplate("chatml", "<|im_start|>user\n", "<|im_end|>"),
+    # llm2vec's Mistral-Instruct format, for Mistral models whose chat template uses [INST].
     "mistral": PromptTemplate("mistral", "[INST] ", " [/INST]{eos}"),
+    # Base models (Mistral-7B-v0.1 among them): the text and the tokenizer's EOS, as llm2vec does.
     "generic": PromptTemplate("generic", "", "{eos}"),
 }
 

@@ -6,9 +6,6 @@ negative; the target is positive i:
     scores = scale * cos(q, [d_1 .. d_N ; n_1 .. n_M])        (N x (N + M))
     loss   = mean_i  -log softmax(scores_i)[i]
 
-``scale`` is 1 / temperature: the release and llm2vec use 50 (tau 0.02), the paper's text says
-tau 0.05 (scale 20).
-
 Under multi-process training the queries, positives and negatives of all ranks are gathered first,
 so every rank computes the same full-batch loss and the negatives of other ranks count too. Each
 rank's backward reaches only its own rows, and DDP averages the ranks' gradients; the loss is

@@ -1,27 +1,11 @@
 """Tiny random causal LMs and tokenizers that mimic real model families, built fully offline.
 
-Four families are supported (:data:`FAMILIES`), each imitating the special tokens and the
-BOS/EOS/PAD behaviour of a real checkpoint:
-
-``llama3``  (Llama-3.x-Instruct)
-    byte-level BPE; ``<|begin_of_text|>`` is prepended by the post-processor; eos ``<|eot_id|>``;
-    also ``<|end_of_text|>``, ``<|start_header_id|>``, ``<|end_header_id|>``; no pad token.
-    Special tokens come after the regular vocabulary. ``LlamaForCausalLM``.
-``qwen2``   (Qwen2.5-Instruct)
-    byte-level BPE; no BOS added (``bos_token`` is None); eos ``<|im_end|>``; pad
-    ``<|endoftext|>``; also ``<|im_start|>``. Special tokens after the regular vocabulary.
-    ``Qwen2ForCausalLM``.
-``mistral`` (Mistral-7B-v0.1 base)
-    SentencePiece-style BPE (``▁`` word prefix, byte fallback ``<0x00>``..``<0xFF>`` so any
-    string tokenizes); ``<s>`` is prepended by the post-processor; eos ``</s>``; unk ``<unk>``;
-    no pad token. Ids: ``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, bytes 3-258. ``MistralForCausalLM``.
-``chatml``  (SmolLM2-Instruct: a Llama model with ChatML tokens)
-    byte-level BPE with single-digit splitting; no BOS added; bos ``<|im_start|>``, eos and pad
-    ``<|im_end|>``, unk ``<|endoftext|>``. Ids: ``<|endoftext|>`` 0, ``<|im_start|>`` 1,
-    ``<|im_end|>`` 2. ``LlamaForCausalLM``.
-
-The tokenizers are trained in-process (deterministically) on a small English corpus generated in
-code; special tokens always tokenize as single ids. Padding side is left at the tokenizer default.
+Four families (:data:`FAMILIES`) imitate the special tokens and BOS/EOS/PAD behaviour of a real
+checkpoint: ``llama3`` (Llama-3.x-Instruct), ``qwen2`` (Qwen2.5-Instruct), ``mistral``
+(Mistral-7B-v0.1 base, SentencePiece-style with byte fallback) and ``chatml`` (SmolLM2-Instruct:
+a Llama model with ChatML tokens); :data:`FAMILY_SPECS` spells out each one's tokens, ids and
+model class. The tokenizers are trained in-process, deterministically, on a small English corpus
+generated in code; special tokens always tokenize as single ids.
 """
 
 from __future__ import annotations
