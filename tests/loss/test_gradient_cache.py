@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from llm2vec.llm2vec_contrastive import LLM2VecContrastive, LoraSettings
 from llm2vec.loss.gradient_cache import CachedEmbeddings
-
-WORKER = Path(__file__).resolve().parents[1] / "distributed_stage_II_worker.py"
-
-
-def _worker():
-    spec = importlib.util.spec_from_file_location("distributed_stage_II_worker", WORKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.stage_II_batch import build_model, features, lora_gradients
 
 
 @pytest.mark.parametrize("mini_batch_size", [1, 3, 5])
 def test_cached_loss_and_gradients_equal_the_uncached_ones(tiny_llama_dir, mini_batch_size):
-    worker = _worker()
     batch_rows = 6
-    plain = worker.build_model(tiny_llama_dir)
-    batch = worker.features(plain, 0, batch_rows)
+    plain = build_model(tiny_llama_dir)
+    batch = features(plain, 0, batch_rows)
     plain.train()
     expected = plain(**batch)
     # The Trainer scales the loss for gradient accumulation before backward: the cache must follow.
     (expected.loss * 0.5).backward()
-    expected_grads = worker.lora_gradients(plain)
+    expected_grads = lora_gradients(plain)
 
-    cached = worker.build_model(tiny_llama_dir)
+    cached = build_model(tiny_llama_dir)
     cached.train()
     cached.gradient_cache_mini_batch_size = mini_batch_size
     calls: list[int] = []
@@ -50,7 +38,7 @@ def test_cached_loss_and_gradients_equal_the_uncached_ones(tiny_llama_dir, mini_
     (output.loss * 0.5).backward()
     assert output.loss.item() == pytest.approx(expected.loss.item(), abs=1e-6)
     assert output.accuracy.item() == pytest.approx(expected.accuracy.item())
-    grads = worker.lora_gradients(cached)
+    grads = lora_gradients(cached)
     assert grads.keys() == expected_grads.keys()
     for name in grads:
         torch.testing.assert_close(grads[name], expected_grads[name], atol=1e-5, rtol=1e-4, msg=name)
@@ -58,11 +46,10 @@ def test_cached_loss_and_gradients_equal_the_uncached_ones(tiny_llama_dir, mini_
 
 def test_replay_reproduces_the_cached_embeddings_under_dropout(tiny_llama_dir):
     """Dropout draws the same masks in the replay as in the graph-free pass (RNG states restored)."""
-    worker = _worker()
     model = LLM2VecContrastive.from_pretrained(tiny_llama_dir, dtype=torch.float32)
     model.add_lora(LoraSettings(lora_r=4, lora_dropout=0.3), init_lora_weights=False)
     model.train()
-    batch = worker.features(model, 0, 5)
+    batch = features(model, 0, 5)
     groups = [batch["q_features"], batch["d_features"]]
     cache = CachedEmbeddings(model.embed, groups, mini_batch_size=2)
     replayed: list[torch.Tensor] = []
@@ -77,31 +64,3 @@ def test_replay_reproduces_the_cached_embeddings_under_dropout(tiny_llama_dir):
     torch.testing.assert_close(torch.cat(replayed), torch.cat([leaf.detach() for leaf in cache.leaves]))
     fresh = torch.cat([model.embed(groups[0]), model.embed(groups[1])]).detach()
     assert (fresh - torch.cat(replayed)).abs().max() > 1e-4, "dropout is active: a fresh pass differs"
-
-
-@pytest.mark.slow
-def test_entry_point_with_gradient_cache_repeats_the_uncached_run(tmp_path, tiny_llama_dir, tiny_data_dir):
-    import json
-    import os
-    import subprocess
-    import sys
-
-    repo = Path(__file__).resolve().parents[2]
-
-    def run(name: str, cache: str) -> list[dict]:
-        output = tmp_path / name
-        subprocess.run(
-            [sys.executable, str(repo / "experiments" / "run_stage_II.py"), str(repo / "train_configs/tiny/stage_II_tiny.json"),
-             "--output_dir", str(output), "--model_name_or_path", str(tiny_llama_dir),
-             "--dataset_file_path", str(tiny_data_dir), "--stop_after_n_steps", "3", "--logging_steps", "1",
-             "--lora_dropout", "0", "--gradient_cache_mini_batch_size", cache, "--disable_tqdm", "true"],
-            check=True, capture_output=True, cwd=repo, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600,
-        )
-        state = json.loads((output / "checkpoint-3" / "trainer_state.json").read_text())
-        return [entry for entry in state["log_history"] if "loss" in entry]
-
-    plain, cached = run("plain", "null"), run("cached", "4")
-    assert len(plain) == len(cached) == 3
-    for a, b in zip(plain, cached):
-        for key in ("loss", "grad_norm", "accuracy"):
-            assert b[key] == pytest.approx(a[key], abs=1e-5), key

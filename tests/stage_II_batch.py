@@ -1,19 +1,10 @@
-"""torchrun worker: one Stage II step under DDP (gloo, CPU) on this rank's share of a fixed batch.
-
-    torchrun --nproc_per_node=2 tests/distributed_stage_II_worker.py MODEL_DIR OUTPUT_PREFIX
-
-Every rank builds the same tiny encoder with a seeded LoRA adapter whose B is non-zero (so every
-LoRA weight gets a gradient), wraps it in ``DistributedDataParallel``, computes the loss on
-rows ``[rank * n, (rank + 1) * n)`` of the ``UNION_SIZE`` pairs and backpropagates. Each rank saves
-its loss and its (DDP-averaged) LoRA gradients to ``OUTPUT_PREFIX.rank<r>.pt``.
-``tests/test_stage_II.py`` compares them with one process that sees all ``UNION_SIZE`` pairs, using
-``build_model`` and ``features`` of this module.
-"""
+"""A seeded tiny Stage II encoder and a fixed batch of pairs, shared by the in-process model tests,
+the gradient-cache tests and the two-process worker (``entry_points/distributed_stage_II_worker.py``),
+plus the texts and checkpoint files the Stage II tests compare."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +13,21 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from llm2vec import LLM2Vec  # noqa: E402
 from llm2vec.llm2vec_contrastive import LLM2VecContrastive, LoraSettings  # noqa: E402
-from llm2vec.tokenization import SEPARATOR  # noqa: E402
 from llm2vec.testing.tiny_data import make_pairs  # noqa: E402
+from llm2vec.tokenization import SEPARATOR  # noqa: E402
 
 UNION_SIZE = 8
 LOSS_SCALE = 20.0
 INSTRUCTION = "Given a question, retrieve passages that answer the question"
+#: what a LoRA checkpoint folder of Stage II holds
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "llm2vec_config.json", "tokenizer_config.json")
+TEXTS = [
+    f"{INSTRUCTION}; {SEPARATOR}How does the tide affect the reef?",
+    "The orbit of the comet crossed the galaxy near a bright star.",
+    "A recipe with garlic, butter and flour simmered in the kitchen.",
+]
 
 
 def build_model(model_dir: str | Path) -> LLM2VecContrastive:
@@ -64,27 +63,5 @@ def lora_gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
-def main(model_dir: str, output_prefix: str) -> None:
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if UNION_SIZE % world:
-        raise SystemExit(f"world size {world} does not divide {UNION_SIZE}")
-    model = build_model(model_dir)
-    ddp = DistributedDataParallel(model)
-    share = UNION_SIZE // world
-    output = ddp(**features(model, rank * share, (rank + 1) * share))
-    output.loss.backward()
-    torch.save(
-        {"world": world, "loss": output.loss.detach(), "accuracy": output.accuracy, "grads": lora_gradients(model)},
-        f"{output_prefix}.rank{rank}.pt",
-    )
-    dist.barrier()
-    dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    torch.set_num_threads(1)
-    main(sys.argv[1], sys.argv[2])
+def encode(model: LLM2Vec, texts: list[str]) -> torch.Tensor:
+    return model.encode(texts, batch_size=64, show_progress_bar=False)

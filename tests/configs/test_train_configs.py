@@ -1,4 +1,5 @@
-"""The training configs under ``train_configs/`` parse, hold the paper's values, and fail loudly.
+"""The training configs under ``train_configs/`` parse and hold the paper's values (Stage I, its
+ablations, Stage II with its baselines, early-stage runs and scale ablation, and the tiny configs).
 
 Every JSON file under ``train_configs/`` is covered automatically (a config with a key of
 ``StageIIArguments`` is parsed with the Stage II dataclasses, any other with Stage I's); a list of
@@ -21,11 +22,12 @@ from typing import Any
 import pytest
 import torch
 
+from llm2vec.llm2vec_contrastive import LORA_TARGET_MODULES
 from llm2vec.training.arguments import STAGE_I_CONFIG_TYPES, STAGE_II_CONFIG_TYPES, StageIIArguments
-from llm2vec.training.config_parsing import ConfigError, parse_config
+from llm2vec.training.config_parsing import parse_config
+from tests.helpers import TRAIN_CONFIGS
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG_ROOT = ROOT / "train_configs"
+CONFIG_ROOT = TRAIN_CONFIGS
 STAGE_I_TYPES = STAGE_I_CONFIG_TYPES
 STAGE_II_TYPES = STAGE_II_CONFIG_TYPES
 STAGE_II_KEYS = {f.name for f in dataclasses.fields(StageIIArguments)}
@@ -172,65 +174,115 @@ def test_output_dirs_are_unique() -> None:
     assert not shared, f"configs that would write into the same output_dir: {shared}"
 
 
-@pytest.fixture
-def tiny_config_path() -> Path:
-    return CONFIG_ROOT / "tiny" / "stage_I_tiny.json"
-
-
-def _write_variant(tmp_path: Path, source: Path, **changes: Any) -> Path:
-    config = _load(source)
-    config.update(changes)
-    path = tmp_path / "variant.json"
-    path.write_text(json.dumps(config, indent=2))
-    return path
-
-
-def test_unknown_key_in_file_names_key_and_file(tmp_path: Path, tiny_config_path: Path) -> None:
-    path = _write_variant(tmp_path, tiny_config_path, overwrite_output_dir=True)
-    with pytest.raises(ConfigError) as raised:
-        parse_config(STAGE_I_TYPES, [str(path)])
-    assert "overwrite_output_dir" in str(raised.value)
-    assert str(path) in str(raised.value)
-
-
-def test_command_line_override_replaces_file_value() -> None:
-    path = CONFIG_ROOT / "stage_I" / "MetaLlama3.2_1b_q2d_d2q.json"
-    *_, training = _parse(path, "--learning_rate", "1e-4")
-    assert training.learning_rate == pytest.approx(1e-4)
-    *_, training = _parse(path, "--gradient_accumulation_steps=16", "--per_device_train_batch_size", "32")
-    assert training.gradient_accumulation_steps == 16
-
-
-def test_command_line_overrides_are_json_literals(tiny_config_path: Path) -> None:
-    _, data, stage, _, training = _parse(
-        tiny_config_path, "--dataset_files", '["nq", "squad"]', "--release_compat", "true",
-        "--resume_from_checkpoint", "last",
+# ---------------------------------------------------------------------------- Stage II
+HUB_IDS = {
+    "MetaLlama3.2_1b": "meta-llama/Llama-3.2-1B-Instruct",
+    "Qwen2.5_1.5b": "Qwen/Qwen2.5-1.5B-Instruct",
+    "MetaLlama3.2_3b": "meta-llama/Llama-3.2-3B-Instruct",
+    "Mistral_7b": "mistralai/Mistral-7B-v0.1",
+    "MetaLlama3.1_8b": "meta-llama/Llama-3.1-8B-Instruct",
+}
+STAGE_II_FILES = [f"stage_II/{m}_stage1_2000steps_stage2.json" for m in HUB_IDS]
+BASELINE_FILES = [f"baseline/{m}_baseline_stage2.json" for m in HUB_IDS] + [
+    "baseline/MetaLlama3.2_1b_baseline_stage2_3000steps.json"
+]
+EARLY_STAGE_FILES = [  # paper Table 9
+    f"early_stage/{name}_stage2_early.json"
+    for name in (
+        "MetaLlama3.2_1b_baseline", "MetaLlama3.2_1b_only_q2d", "MetaLlama3.2_1b_only_d2q", "MetaLlama3.2_1b_anchor",
+        "MetaLlama3.2_3b_baseline", "MetaLlama3.2_3b_anchor", "MetaLlama3.1_8b_baseline", "MetaLlama3.1_8b_anchor",
     )
-    assert data.dataset_files == ["nq", "squad"]
-    assert stage.release_compat is True
-    assert training.resume_from_checkpoint == "last"
+]
+SCALE_ABLATION = "ablation/MetaLlama3.2_1b_stage2_scale20.json"
+PAPER_FILES = STAGE_II_FILES + BASELINE_FILES + EARLY_STAGE_FILES + [SCALE_ABLATION]
 
 
-def test_unknown_override_raises(tiny_config_path: Path) -> None:
-    with pytest.raises(ConfigError) as raised:
-        parse_config(STAGE_I_TYPES, [str(tiny_config_path), "--learning_rat", "1e-4"])
-    assert "learning_rat" in str(raised.value)
-    assert "command line" in str(raised.value)
+def _stage_one_outputs() -> dict[str, dict[str, Any]]:
+    """output_dir -> config of every Stage I config (paper models and ablations)."""
+    found = {}
+    for path in sorted((CONFIG_ROOT / "stage_I").glob("*.json")) + sorted((CONFIG_ROOT / "ablation").glob("*.json")):
+        config = json.loads(path.read_text())
+        if "alpha" in config:  # Stage I keys; Stage II ablations have loss_scale instead
+            found[config["output_dir"]] = config
+    return found
 
 
-def test_override_without_value_raises(tiny_config_path: Path) -> None:
-    with pytest.raises(ConfigError, match="learning_rate"):
-        parse_config(STAGE_I_TYPES, [str(tiny_config_path), "--learning_rate"])
+def test_stage_II_config_files_exist() -> None:
+    missing = [name for name in PAPER_FILES + ["tiny/stage_II_tiny.json"] if not (CONFIG_ROOT / name).is_file()]
+    assert not missing
+    for folder in ("stage_II", "baseline", "early_stage"):
+        listed = {f"{folder}/{p.name}" for p in (CONFIG_ROOT / folder).glob("*.json")}
+        assert listed == {name for name in PAPER_FILES if name.startswith(f"{folder}/")}, folder
 
 
-def test_invalid_json_names_file_and_line(tmp_path: Path) -> None:
-    path = tmp_path / "broken.json"
-    path.write_text('{\n  "model_name_or_path": "x",\n  "alpha": 0.2,,\n  "seed": 42\n}\n')
-    with pytest.raises(ConfigError) as raised:
-        parse_config(STAGE_I_TYPES, [str(path)])
-    assert f"{path}:3:" in str(raised.value)
+@pytest.mark.parametrize("relative", PAPER_FILES)
+def test_paper_stage_II_config_values(relative: str) -> None:
+    model, data, stage, lora, training = _parse(CONFIG_ROOT / relative)
+    stem = Path(relative).stem
+    raw = json.loads((CONFIG_ROOT / relative).read_text())
+    assert "loss_scale" in raw, "loss_scale must be explicit in every config"
+    assert stage.loss_scale == (20.0 if relative == SCALE_ABLATION else 50.0)
+    assert lora.lora_r == 16 and lora.alpha == 32 and lora.lora_dropout == pytest.approx(0.05)
+    assert set(lora.lora_target_modules) == set(LORA_TARGET_MODULES)
+    assert not stage.full_parameter
+    assert training.learning_rate == pytest.approx(2e-4)
+    assert training.warmup_steps == 300 and training.num_train_epochs == 3 and training.seed == 42
+    expected_steps = 3000 if stem.endswith("3000steps") else 125 if relative.startswith("early_stage/") else 1000
+    assert training.stop_after_n_steps == expected_steps
+    assert training.save_steps == (25 if relative.startswith("early_stage/") else 200)
+    total = training.per_device_train_batch_size * training.gradient_accumulation_steps * PAPER_GPUS
+    assert total == PAPER_TOTAL_BATCH
+    assert model.max_seq_length == 512 and model.pooling_mode == "eos_token" and not model.bidirectional
+    assert training.bf16 and model.torch_dtype == "bfloat16" and model.attn_implementation == "flash_attention_2"
+    assert raw["activation_checkpointing"] is True and training.activation_checkpointing
+    assert data.dataset_name == "E5" and data.dataset_file_path == "cache/echo-data" and data.dataset_files is None
+    assert training.output_dir == f"output/{Path(relative).parent.name}/{stem}"
+    assert raw["report_to"] == "none" and not training.save_only_model
+    assert model.peft_model_name_or_path is None
 
 
-def test_missing_config_file_raises(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
-        parse_config(STAGE_I_TYPES, [str(tmp_path / "absent.json")])
+@pytest.mark.parametrize("relative", PAPER_FILES)
+def test_stage_II_config_starts_from_the_right_model(relative: str) -> None:
+    model, *_ = _parse(CONFIG_ROOT / relative)
+    stem = Path(relative).stem
+    short = next(m for m in HUB_IDS if stem.startswith(m + "_"))
+    stage_one = _stage_one_outputs()
+    if "baseline" in stem:
+        assert model.model_name_or_path == HUB_IDS[short]
+        return
+    assert model.model_name_or_path in stage_one, f"{model.model_name_or_path} is no Stage I config's output_dir"
+    source = stage_one[model.model_name_or_path]
+    assert source["model_name_or_path"] == HUB_IDS[short]
+    expected_alpha = 1.0 if "only_q2d" in stem else 0.0 if "only_d2q" in stem else 0.2
+    assert source["alpha"] == pytest.approx(expected_alpha)
+    assert not source.get("release_compat", False)
+    assert source["prompt_template"] == model.prompt_template and source["max_seq_length"] == model.max_seq_length
+
+
+def test_early_stage_and_scale_ablation_differ_from_the_full_run_only_where_they_must() -> None:
+    def differing(a: str, b: str) -> set[str]:
+        x, y = (json.loads((CONFIG_ROOT / name).read_text()) for name in (a, b))
+        return {key for key in x.keys() | y.keys() if x.get(key) != y.get(key)}
+
+    anchor = "stage_II/MetaLlama3.2_1b_stage1_2000steps_stage2.json"
+    # The early-stage runs are the first 125 steps of the full runs (same schedule), saved every 25.
+    assert differing(anchor, "early_stage/MetaLlama3.2_1b_anchor_stage2_early.json") == {
+        "stop_after_n_steps", "save_steps", "output_dir"
+    }
+    assert differing(
+        "baseline/MetaLlama3.2_1b_baseline_stage2.json", "early_stage/MetaLlama3.2_1b_baseline_stage2_early.json"
+    ) == {"stop_after_n_steps", "save_steps", "output_dir"}
+    assert differing(anchor, SCALE_ABLATION) == {"loss_scale", "output_dir"}
+    assert differing(
+        "baseline/MetaLlama3.2_1b_baseline_stage2.json", "baseline/MetaLlama3.2_1b_baseline_stage2_3000steps.json"
+    ) == {"stop_after_n_steps", "output_dir"}
+    assert differing(anchor, "baseline/MetaLlama3.2_1b_baseline_stage2.json") == {"model_name_or_path", "output_dir"}
+
+
+def test_tiny_stage_II_config_parses_for_cpu() -> None:
+    path = CONFIG_ROOT / "tiny" / "stage_II_tiny.json"
+    model, data, stage, lora, training = parse_config(STAGE_II_TYPES, [str(path)])
+    assert model.model_name_or_path == "cache/tiny/models/llama3" and data.dataset_file_path == "cache/tiny/data"
+    assert model.torch_dtype == "float32" and model.attn_implementation == "sdpa" and training.use_cpu
+    assert lora.lora_r == 8 and not stage.full_parameter and not training.bf16
+    assert {"loss_scale", "lora_r"} <= set(_load(path))

@@ -1,13 +1,10 @@
 """experiments/mteb_eval_custom.py: runs local tasks on a tiny model, skips finished tasks,
-re-runs them with --overwrite, and refuses tasks without an instruction."""
+re-runs them with --overwrite, refuses tasks without an instruction, and its arguments' defaults."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,13 +12,11 @@ import mteb
 import pytest
 
 from llm2vec.evaluation import runner
-from llm2vec.evaluation.local_tasks import load_local_tasks
 from llm2vec.evaluation.mteb_encoder import build_model_meta
-from llm2vec.evaluation.runner import OutputFolderCache
+from tests.helpers import LOCAL_TASKS as DATA
+from tests.helpers import REPO, run_checked, subprocess_env
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "mteb_eval_custom.py"
-DATA = REPO / "tests" / "data" / "local_tasks"
 
 
 def load_script():
@@ -60,9 +55,7 @@ def test_cli_writes_results_skips_them_and_overwrites(tmp_path, tiny_llama_dir, 
     specs = write_specs(tmp_path / "specs.json", ["tiny_sts", "tiny_retrieval"])
     output = tmp_path / "results_dir"
     command = [sys.executable, str(SCRIPT), *cli_args(tiny_llama_dir, specs, output)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    run = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert run.returncode == 0, run.stderr[-4000:]
+    run = run_checked(command, env=subprocess_env(HF_HUB_OFFLINE="1"))
 
     meta = build_model_meta(tiny_llama_dir)
     folder = output / meta.model_name_as_path() / meta.revision  # mteb's MTEB.run layout
@@ -126,41 +119,3 @@ def test_arguments_need_tasks():
     assert (args.batch_size, args.max_length, args.doc_max_length, args.dtype) == (32, 512, 400, None)
     assert args.output_dir == "results/"
     assert args.task_to_instructions_fp is None  # the packaged Table 13 file
-
-
-def test_plan_skips_done_tasks_and_reruns_changed_local_data(tmp_path):
-    shutil.copytree(DATA / "tiny_retrieval", tmp_path / "tiny_retrieval")
-    spec = json.loads((DATA / "tiny_retrieval.json").read_text())
-    (tmp_path / "tiny_retrieval.json").write_text(json.dumps(spec))
-    cache = OutputFolderCache(tmp_path / "out")
-    meta = build_model_meta("org/model")
-    assert cache.get_task_result_path("TinyRetrieval", meta) == (
-        tmp_path / "out" / "org__model" / "no_revision_available" / "TinyRetrieval.json"
-    )
-
-    (task,) = load_local_tasks(tmp_path / "tiny_retrieval.json")
-    (plan,) = runner.plan_tasks([task], cache, meta)
-    assert plan.run and plan.overwrite_strategy == "only-missing"
-
-    scores = {"test": {"default": {"ndcg_at_10": 0.5, "main_score": 0.5}}}
-    cache.save_to_cache(mteb.TaskResult.from_task_results(task, scores, evaluation_time=0.0), meta)
-    (plan,) = runner.plan_tasks([task], cache, meta)
-    assert not plan.run
-    (plan,) = runner.plan_tasks([task], cache, meta, overwrite=True)
-    assert plan.run and plan.overwrite_strategy == "always"
-
-    with open(tmp_path / "tiny_retrieval" / "queries.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps({"id": "q_new", "text": "a new query"}) + "\n")
-    (task,) = load_local_tasks(tmp_path / "tiny_retrieval.json")
-    (plan,) = runner.plan_tasks([task], cache, meta)
-    assert plan.run and plan.overwrite_strategy == "always" and "changed" in plan.reason
-
-
-def test_mteb_tasks_and_local_tasks_are_built_together():
-    tasks = runner.build_tasks("SciFact,STS17", DATA / "tiny_sts.json")
-    assert [t.metadata.name for t in tasks] == ["SciFact", "STS17", "TinySTS"]
-    assert list(tasks[1].hf_subsets) == ["en-en"]
-    instructions = runner.collect_instructions(tasks, None)
-    assert instructions["TinySTS"] == "Retrieve semantically similar text:"
-    with pytest.raises(ValueError, match="no tasks"):
-        runner.build_tasks(None, None)

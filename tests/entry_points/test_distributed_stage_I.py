@@ -1,4 +1,5 @@
-"""Stage I on two CPU processes (DDP, and FSDP2 through launch/accelerate/8gpu_fsdp2.yaml) against one.
+"""Stage I on two CPU processes (DDP, and FSDP2 through launch/accelerate/8gpu_fsdp2.yaml) against one,
+and launch/torchrun_multinode.sh training on one node.
 
 What is exactly equal
 ---------------------
@@ -33,16 +34,24 @@ from __future__ import annotations
 import collections
 import json
 import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_CONFIG = REPO / "train_configs" / "tiny" / "stage_I_tiny.json"
+from tests.helpers import (
+    REPO,
+    TINY_STAGE_I_CONFIG,
+    free_port,
+    logged_steps,
+    run_entry_point,
+    run_torchrun_script,
+    subprocess_env,
+    torchrun,
+)
+
+TINY_CONFIG = TINY_STAGE_I_CONFIG
 FSDP2_YAML = REPO / "launch" / "accelerate" / "8gpu_fsdp2.yaml"
 SHIM_MARKER = "cpu-fsdp-shim:"
 
@@ -57,29 +66,18 @@ WEIGHT_TOLERANCE = 1e-5
 
 
 # ---------------------------------------------------------------------------- helpers
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _environment() -> dict[str, str]:
-    return {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
-    }
+    return subprocess_env(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+    )
 
 
 def _run(launcher: list[str], output: Path, model_dir: Path, data_dir: Path, *overrides: str) -> str:
     """Run experiments/run_stage_I.py on the tiny config through ``launcher``; returns stdout+stderr."""
-    command = [
-        *launcher,
-        str(REPO / "experiments" / "run_stage_I.py"),
-        str(TINY_CONFIG),
+    result = run_entry_point(
+        "run_stage_I.py", TINY_CONFIG,
         "--output_dir", str(output),
         "--model_name_or_path", str(model_dir),
         "--dataset_file_path", str(data_dir),
@@ -89,15 +87,13 @@ def _run(launcher: list[str], output: Path, model_dir: Path, data_dir: Path, *ov
         "--logging_steps", "1",
         "--disable_tqdm", "true",
         *overrides,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env=_environment(), cwd=REPO, timeout=600)
-    assert result.returncode == 0, result.stderr[-6000:]
+        launcher=launcher, env=_environment(), stderr_tail=6000,
+    )
     return result.stdout + result.stderr
 
 
 def _logged(checkpoint: Path) -> dict[int, dict[str, float]]:
-    history = json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
-    return {entry["step"]: entry for entry in history if "loss" in entry}
+    return logged_steps(checkpoint / "trainer_state.json")
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -219,11 +215,8 @@ def test_ddp_on_two_processes_matches_one_process(
     tmp_path: Path, tiny_llama_dir: Path, equal_length_data_dir: Path, single_process_run: Path
 ) -> None:
     output = tmp_path / "ddp"
-    torchrun = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={WORLD}",
-        "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-    ]
-    _run(torchrun, output, tiny_llama_dir, equal_length_data_dir, "--per_device_train_batch_size", str(PER_DEVICE))
+    _run(torchrun(WORLD), output, tiny_llama_dir, equal_length_data_dir,
+         "--per_device_train_batch_size", str(PER_DEVICE))
     assert (output / f"checkpoint-{STEPS}" / "rng_state_1.pth").is_file(), "two processes ran"
     loss_difference, weight_difference = _compare(output, single_process_run)
     assert loss_difference < LOSS_TOLERANCE
@@ -239,7 +232,7 @@ def _accelerate_fsdp2(config_file: Path) -> list[str]:
         # the YAML's bf16 would otherwise reach TrainingArguments.mixed_precision (the tiny config is float32)
         "--mixed_precision", "no",
         "--main_process_ip", "127.0.0.1",
-        "--main_process_port", str(_free_port()),
+        "--main_process_port", str(free_port()),
         str(Path(__file__).resolve()),  # this module as a script: _cpu_fsdp_main
     ]
 
@@ -286,9 +279,31 @@ def test_fsdp2_resume_repeats_the_uninterrupted_run(
     assert max((weights[k] - expected_weights[k]).abs().max().item() for k in weights) < WEIGHT_TOLERANCE
 
 
+@pytest.mark.slow
+def test_torchrun_script_trains_on_one_node_with_two_cpu_processes(
+    tmp_path: Path, tiny_llama_dir: Path, tiny_data_dir: Path
+) -> None:
+    """launch/torchrun_multinode.sh with NNODES=1: a real c10d rendezvous on 127.0.0.1, gloo."""
+    output = tmp_path / "run"
+    result = run_torchrun_script(
+        "train_configs/tiny/stage_I_tiny.json",
+        "--output_dir", str(output), "--model_name_or_path", str(tiny_llama_dir),
+        "--dataset_file_path", str(tiny_data_dir), "--per_device_train_batch_size", "4",
+        "--stop_after_n_steps", "2", "--save_steps", "2", "--logging_steps", "1", "--disable_tqdm", "true",
+        NNODES="1", NPROC_PER_NODE="2", PORT=str(free_port()), RDZV_ID="test", TOTAL_BATCH="16",
+        OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "--gradient_accumulation_steps 2" in result.stderr  # 16 / (4 x 2 processes)
+    state = json.loads((output / "checkpoint-2" / "trainer_state.json").read_text())
+    assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2]
+    assert (output / "checkpoint-2" / "rng_state_1.pth").is_file()
+    assert (output / "model.safetensors").is_file()
+
+
 # ---------------------------------------------------------------------------- CPU FSDP entry point
 def _cpu_fsdp_main(argv: list[str]) -> None:
-    """``python tests/test_distributed_stage_I.py SCRIPT [args...]`` on every launched process:
+    """``python tests/entry_points/test_distributed_stage_I.py SCRIPT [args...]`` on every launched process:
     run SCRIPT with FSDP allowed on CPU processes.
 
     accelerate 1.15's ``AcceleratorState.__init__`` switches to ``DistributedType.FSDP`` only for

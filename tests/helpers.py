@@ -1,0 +1,80 @@
+"""Helpers shared by several test files: the checkout's paths, config variants, runs of the
+entry points in subprocesses (single process or torchrun) and the losses they log."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_CONFIGS = REPO / "train_configs"
+TINY_STAGE_I_CONFIG = TRAIN_CONFIGS / "tiny" / "stage_I_tiny.json"
+TINY_STAGE_II_CONFIG = TRAIN_CONFIGS / "tiny" / "stage_II_tiny.json"
+TORCHRUN_SCRIPT = REPO / "launch" / "torchrun_multinode.sh"
+#: the tiny MTEB-format tasks of ``tests/data/local_tasks`` (their specs and data)
+LOCAL_TASKS = REPO / "tests" / "data" / "local_tasks"
+
+
+def write_config_variant(folder: Path, source: Path, name: str = "variant.json", **changes: Any) -> Path:
+    """A copy of the config ``source`` with ``changes`` applied, written to ``folder / name``."""
+    config = json.loads(source.read_text())
+    config.update(changes)
+    path = folder / name
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(processes: int) -> list[str]:
+    """``python -m torch.distributed.run`` with ``processes`` processes on one node, on a free local port."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={processes}",
+        "--master_addr=127.0.0.1", f"--master_port={free_port()}",
+    ]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """This environment, one thread per process (the runs use both cores between them)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
+
+
+def run_checked(
+    command: list[str], *, env: dict[str, str] | None = None, timeout: float = 600, stderr_tail: int = 4000
+) -> subprocess.CompletedProcess:
+    """Run ``command`` in the checkout; fails the test with the end of stderr unless it succeeds."""
+    env = subprocess_env() if env is None else env
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-stderr_tail:]
+    return result
+
+
+def run_entry_point(
+    script: str, config: Path, *overrides: str, launcher: list[str] | None = None, **kwargs: Any
+) -> subprocess.CompletedProcess:
+    """``experiments/<script> CONFIG [--key value ...]``, by ``launcher`` (default: this Python)."""
+    command = [*(launcher or [sys.executable]), str(REPO / "experiments" / script), str(config), *overrides]
+    return run_checked(command, **kwargs)
+
+
+def run_torchrun_script(*args: str, **environment: str) -> subprocess.CompletedProcess:
+    """``bash launch/torchrun_multinode.sh ARGS`` with ``environment`` added (head node 127.0.0.1)."""
+    env = {**os.environ, "PYTHON": sys.executable, "HEAD": "127.0.0.1", **environment}
+    return subprocess.run(
+        ["bash", str(TORCHRUN_SCRIPT), *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+    )
+
+
+def logged_steps(trainer_state: Path) -> dict[int, dict[str, float]]:
+    """The training log entries of a ``trainer_state.json`` by step."""
+    history = json.loads(trainer_state.read_text())["log_history"]
+    return {entry["step"]: entry for entry in history if "loss" in entry}
