@@ -11,8 +11,9 @@
 tasks) or ``subset15`` (Table 8). ``--local_tasks`` takes a spec file or a folder of specs (see
 docs/evaluation.md, "Local tasks"). Without ``--task_to_instructions_fp`` the paper's Table 13
 instructions shipped with llm2vec are used. Results are written in mteb's format to
-``<output_dir>/<model name>/<revision>/<task>.json`` (the layout of mteb's ``MTEB.run``); tasks
-with results there are skipped unless ``--overwrite``.
+``<output_dir>/<model name>/<fingerprint>/<task>.json`` (the layout of mteb's ``MTEB.run``, with
+a fingerprint of the weights and settings in the revision slot); tasks with results there are
+skipped unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llm2vec.evaluation.instructions import MissingInstructionError, default_instructions_path
-from llm2vec.evaluation.runner import DTYPES
+from llm2vec.evaluation.instructions import default_instructions_path
+from llm2vec.evaluation.runner import DTYPES, USER_ERRORS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--attn_implementation", default=None, help="e.g. sdpa, eager, flash_attention_2")
     parser.add_argument("--overwrite", action="store_true", help="re-run tasks that already have results")
+    parser.add_argument(
+        "--allow_base_mismatch", action="store_true", help="apply an adapter to a base other than the one it records"
+    )
     args = parser.parse_args(argv)
     if not args.task_name and not args.local_tasks:
         parser.error("give --task_name and/or --local_tasks")
@@ -59,29 +63,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
-    from llm2vec.evaluation.mteb_encoder import LLM2VecMTEBEncoder, build_model_meta
+    from llm2vec.evaluation.mteb_encoder import LLM2VecMTEBEncoder
     from llm2vec.evaluation.runner import (
         OutputFolderCache,
         build_tasks,
         collect_instructions,
+        dtype_name,
         evaluate_tasks,
+        fingerprinted_model_meta,
         load_llm2vec,
         plan_tasks,
     )
 
-    tasks = build_tasks(args.task_name, args.local_tasks)
+    cache = OutputFolderCache(args.output_dir)
     try:
+        tasks = build_tasks(args.task_name, args.local_tasks)
         instructions = collect_instructions(
             tasks, args.task_to_instructions_fp, allow_missing=args.allow_missing_instructions
         )
-    except (MissingInstructionError, FileNotFoundError) as error:
+        dtype = dtype_name(args.dtype, args.device)
+        model_meta = fingerprinted_model_meta(
+            cache, args.base_model_name_or_path, args.peft_model_name_or_path, name=args.model_name, dtype=dtype,
+            max_length=args.max_length, doc_max_length=args.doc_max_length,
+            attn_implementation=args.attn_implementation, instructions_path=args.task_to_instructions_fp,
+        )
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-
-    model_meta = build_model_meta(
-        args.base_model_name_or_path, args.peft_model_name_or_path, name=args.model_name, max_tokens=args.max_length
-    )
-    cache = OutputFolderCache(args.output_dir)
     plans = plan_tasks(tasks, cache, model_meta, overwrite=args.overwrite)
     for plan in plans:
         if not plan.run:
@@ -96,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         args.base_model_name_or_path,
         args.peft_model_name_or_path,
         device=args.device,
-        dtype=args.dtype,
+        dtype=dtype,
         attn_implementation=args.attn_implementation,
         max_length=args.max_length,
         doc_max_length=args.doc_max_length,
+        allow_base_mismatch=args.allow_base_mismatch,
     )
     encoder = LLM2VecMTEBEncoder(
         model,

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 from llm2vec.model_config import LLM2VecConfig
+from llm2vec.model_sources import check_adapter_base, check_source, explain_load_error, write_adapter_base
 from llm2vec.pooling import pool, position_ids_from_mask
 from llm2vec.prompts import get_template
 from llm2vec.tokenization import SEPARATOR
@@ -84,6 +85,8 @@ class LLM2Vec(nn.Module):
         self.model = model
         self.tokenizer = tokenizer
         self.llm2vec_config = config
+        #: the base model and adapters this encoder was loaded from (set by ``from_pretrained``)
+        self.loaded_from: list[str] = []
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None or config.release_compat:
             # The release pads with EOS; its label masking relies on pad == eos.
@@ -114,6 +117,7 @@ class LLM2Vec(nn.Module):
         doc_max_length: int | None = None,
         skip_instruction: bool | None = None,
         prompt_template: str | None = None,
+        allow_base_mismatch: bool = False,
         **kwargs: Any,
     ) -> LLM2Vec:
         """Load a base model, optionally apply PEFT adapters, and read ``llm2vec_config.json``.
@@ -124,7 +128,12 @@ class LLM2Vec(nn.Module):
         Further keyword arguments that name ``LLM2VecConfig`` fields (``alpha``, ``release_compat``)
         are settings too; the rest (``dtype``, ``attn_implementation``, ``device_map``...) go to
         transformers. ``peft_model_name_or_path`` may be a list: every adapter but the last is merged
-        before the next is loaded; the last is merged too when ``merge_peft`` is set.
+        before the next is loaded; the last is merged too when ``merge_peft`` is set. An adapter
+        that records another base than the one given is refused unless ``allow_base_mismatch``.
+
+        Raises:
+            ModelSourceError: a path that does not exist, an adapter of another base, an
+                unreadable weight file or an adapter whose shapes do not fit (the message names it).
         """
         explicit = {
             "enable_bidirectional": enable_bidirectional,
@@ -136,21 +145,42 @@ class LLM2Vec(nn.Module):
         }
         explicit.update({k: kwargs.pop(k) for k in list(kwargs) if k in _CONFIG_KEYS})
         adapters = cls._adapter_paths(peft_model_name_or_path)
+        sources = [str(base_model_name_or_path), *adapters]
+        check_source(base_model_name_or_path, "base model")
+        for index, adapter in enumerate(adapters):
+            check_source(adapter, "adapter")
+            check_adapter_base(adapter, sources[: index + 1], allow_base_mismatch)
+        config = cls.resolve_config(base_model_name_or_path, adapters, **explicit)
+
+        tokenizer = AutoTokenizer.from_pretrained(base_model_name_or_path)
+        try:
+            model = cls._load_model(base_model_name_or_path, config, _hf_loading_kwargs(kwargs))
+            for index, adapter in enumerate(adapters):
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, str(adapter))
+                if index < len(adapters) - 1 or merge_peft:
+                    model = model.merge_and_unload()
+        except Exception as error:
+            explained = explain_load_error(error, sources)
+            if explained is None:
+                raise
+            raise explained from error
+        encoder = cls._from_loaded(model, tokenizer, config)
+        encoder.loaded_from = sources
+        return encoder
+
+    @staticmethod
+    def resolve_config(
+        base_model_name_or_path: str | os.PathLike, adapters: Sequence[str | os.PathLike] = (), **explicit: Any
+    ) -> LLM2VecConfig:
+        """The settings ``from_pretrained`` uses: ``explicit`` ones (None = not given), else the last
+        adapter's ``llm2vec_config.json``, the base's, then the defaults. Loads no weights."""
         settings: dict[str, Any] = {}
         for source in [base_model_name_or_path, *adapters]:
             settings.update(LLM2VecConfig.read_overrides(source if Path(source).is_dir() else None))
         settings.update({k: v for k, v in explicit.items() if v is not None})
-        config = LLM2VecConfig(**settings)
-
-        tokenizer = AutoTokenizer.from_pretrained(base_model_name_or_path)
-        model = cls._load_model(base_model_name_or_path, config, _hf_loading_kwargs(kwargs))
-        for index, adapter in enumerate(adapters):
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, str(adapter))
-            if index < len(adapters) - 1 or merge_peft:
-                model = model.merge_and_unload()
-        return cls._from_loaded(model, tokenizer, config)
+        return LLM2VecConfig(**settings)
 
     @staticmethod
     def _adapter_paths(peft: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
@@ -308,7 +338,8 @@ class LLM2Vec(nn.Module):
         With a PEFT adapter, only the adapter is written unless ``merge_before_save``, which merges
         it into the base weights (in place: this encoder keeps the merged weights) and writes those.
         ``state_dict`` (this module's keys) replaces the live weights, for trainers that gather
-        sharded parameters before saving.
+        sharded parameters before saving. An adapter also records the base (and earlier adapters)
+        it was loaded on (``adapter_base.json``), so that it is not applied to another.
         """
         output = Path(output_path)
         output.mkdir(parents=True, exist_ok=True)
@@ -317,6 +348,8 @@ class LLM2Vec(nn.Module):
         self._save_weights(output, self._strip_prefix(state_dict, "model."))
         self.tokenizer.save_pretrained(output)
         self.llm2vec_config.save(output)
+        if hasattr(self.model, "peft_config") and self.loaded_from:
+            write_adapter_base(output, self.loaded_from)
         return output
 
     @staticmethod

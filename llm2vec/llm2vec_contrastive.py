@@ -173,8 +173,6 @@ class LLM2VecContrastive(LLM2Vec):
         return self.loss_fn.loss_from_scores(scores, labels), scores
 
     # ------------------------------------------------------------------ checkpoints
-    # ``LLM2Vec.save`` already writes only the adapter when the transformer is a PeftModel.
-
     def load_checkpoint_weights(self, folder: str | os.PathLike) -> None:
         """Restore the weights ``save`` wrote: exactly the adapter's tensors, or the full model."""
         if not self.has_adapter:

@@ -18,19 +18,26 @@ SAFETENSORS_NAME = "model.safetensors"
 SAFETENSORS_INDEX_NAME = "model.safetensors.index.json"
 
 
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except Exception as error:  # noqa: BLE001 - safetensors' errors do not name the file
+        raise ValueError(f"{path} cannot be read as safetensors ({error}); it may be truncated or damaged") from error
+
+
 def read_safetensors_folder(folder: str | Path) -> dict[str, torch.Tensor]:
     """All tensors of ``model.safetensors``, or of the shards listed in its index, in ``folder``."""
     folder = Path(folder)
     single = folder / SAFETENSORS_NAME
     if single.is_file():
-        return load_file(single)
+        return _read(single)
     index = folder / SAFETENSORS_INDEX_NAME
     if not index.is_file():
         raise FileNotFoundError(f"{folder} has neither {SAFETENSORS_NAME} nor {SAFETENSORS_INDEX_NAME}")
     shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
     state: dict[str, torch.Tensor] = {}
     for shard in shards:
-        state.update(load_file(folder / shard))
+        state.update(_read(folder / shard))
     return state
 
 

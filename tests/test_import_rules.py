@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "llm2vec"
 
 #: layer -> the module names (or dotted prefixes) that make it up
 LAYERS = {
-    "base": ("pooling", "prompts", "tokenization", "model_config", "weights", "packing"),
+    "base": ("pooling", "prompts", "tokenization", "model_config", "weights", "packing", "files", "fingerprint",
+             "model_sources"),
     "loss": ("loss",),
     "dataset": ("dataset",),
     "models": ("llm2vec", "llm2vec_q2d_d2q", "llm2vec_contrastive"),

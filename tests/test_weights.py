@@ -59,3 +59,11 @@ def test_load_into_is_strict_except_for_allowed_missing_keys() -> None:
     assert torch.equal(other.weight, source.weight) and torch.equal(other.bias, bias)  # bias left as it was
     with pytest.raises(ValueError, match=r"missing \[\], unexpected \['extra'\]"):
         load_into(other, {**state, "extra": torch.zeros(1)}, allowed_missing={"bias"})
+
+
+def test_a_truncated_file_is_named(tmp_path: Path) -> None:
+    save_file({"w": torch.ones(8)}, str(tmp_path / "model.safetensors"))
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(ValueError, match=f"{path} cannot be read as safetensors .*truncated"):
+        read_safetensors_folder(tmp_path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -45,6 +46,11 @@ __all__ = [
     "local_task_instructions",
 ]
 
+
+class LocalTaskError(ValueError):
+    """A local task spec or data file that cannot be used; the message names the file (and line)."""
+
+
 _COMMON_KEYS = {"name", "type", "path", "instruction", "main_score", "description", "eval_split", "languages"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]*")
 
@@ -69,28 +75,28 @@ class LocalTaskSpec:
         """Validate a spec object; ``path`` is resolved against ``base_dir``."""
         where = f" in {source}" if source is not None else ""
         if not isinstance(data, Mapping):
-            raise ValueError(f"a local task spec must be a JSON object{where}, got {data!r}")
+            raise LocalTaskError(f"a local task spec must be a JSON object{where}, got {data!r}")
         for key in ("name", "type", "path"):
             if not isinstance(data.get(key), str) or not data[key]:
-                raise ValueError(f"local task spec{where} needs a string {key!r}: {dict(data)!r}")
+                raise LocalTaskError(f"local task spec{where} needs a string {key!r}: {dict(data)!r}")
         name, task_type = data["name"], data["type"]
         if task_type not in LOCAL_TASK_TYPES:
-            raise ValueError(f"local task {name!r}{where}: unknown type {task_type!r}; choose one of {sorted(LOCAL_TASK_TYPES)}")
+            raise LocalTaskError(f"local task {name!r}{where}: unknown type {task_type!r}; choose one of {sorted(LOCAL_TASK_TYPES)}")
         if _NAME.fullmatch(name) is None:
-            raise ValueError(f"local task name {name!r}{where} may only hold letters, digits and . _ : + -")
+            raise LocalTaskError(f"local task name {name!r}{where} may only hold letters, digits and . _ : + -")
         allowed_options = LOCAL_TASK_TYPES[task_type].options
         unknown = set(data) - _COMMON_KEYS - set(allowed_options)
         if unknown:
-            raise ValueError(
+            raise LocalTaskError(
                 f"local task {name!r}{where}: unknown key(s) {sorted(unknown)}; a {task_type} task takes "
                 f"{sorted(_COMMON_KEYS | set(allowed_options))}"
             )
         for key in ("instruction", "main_score", "description", "eval_split"):
             if key in data and not isinstance(data[key], str):
-                raise ValueError(f"local task {name!r}{where}: {key!r} must be a string")
+                raise LocalTaskError(f"local task {name!r}{where}: {key!r} must be a string")
         languages = data.get("languages", ["eng-Latn"])
         if isinstance(languages, str) or not all(isinstance(lang, str) for lang in languages):
-            raise ValueError(f"local task {name!r}{where}: 'languages' must be a list of strings like 'eng-Latn'")
+            raise LocalTaskError(f"local task {name!r}{where}: 'languages' must be a list of strings like 'eng-Latn'")
         path = Path(data["path"])
         if not path.is_absolute():
             path = Path(base_dir) / path
@@ -123,7 +129,13 @@ class LocalTaskSpec:
 
 
 # --------------------------------------------------------------------------- reading files
-def _read_jsonl(path: Path, required: Iterable[str] = ()) -> list[dict[str, Any]]:
+class _Row(dict):
+    """One JSON line, remembering where it came from for error messages."""
+
+    line: int = 0
+
+
+def _read_jsonl(path: Path, required: Iterable[str] = ()) -> list[_Row]:
     if not path.is_file():
         raise FileNotFoundError(f"local task data file not found: {path}")
     rows = []
@@ -134,13 +146,17 @@ def _read_jsonl(path: Path, required: Iterable[str] = ()) -> list[dict[str, Any]
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error})") from None
+                raise LocalTaskError(f"{path}:{number}: not valid JSON ({error})") from None
+            if not isinstance(row, dict):
+                raise LocalTaskError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
             missing = [key for key in required if key not in row]
             if missing:
-                raise ValueError(f"{path}:{number}: missing key(s) {missing}")
+                raise LocalTaskError(f"{path}:{number}: missing key(s) {missing}")
+            row = _Row(row)
+            row.line = number
             rows.append(row)
     if not rows:
-        raise ValueError(f"{path}: no data")
+        raise LocalTaskError(f"{path}: no data")
     return rows
 
 
@@ -153,6 +169,16 @@ def _label_ids(labels: list[Any]) -> list[int]:
 
 def _read_sts(spec: LocalTaskSpec) -> dict[str, DatasetDict]:
     rows = _read_jsonl(spec.path, ("sentence1", "sentence2", "score"))
+    low, high = spec.options.get("min_score", -math.inf), spec.options.get("max_score", math.inf)
+    for row in rows:
+        score = row["score"]
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise LocalTaskError(f"{spec.path}:{row.line}: score must be a finite number, got {score!r}")
+        if not low <= score <= high:
+            raise LocalTaskError(
+                f"{spec.path}:{row.line}: score {score} lies outside the declared range [{low}, {high}] "
+                f"(min_score / max_score of task {spec.name!r})"
+            )
     data = {
         "sentence1": [str(r["sentence1"]) for r in rows],
         "sentence2": [str(r["sentence2"]) for r in rows],
@@ -165,7 +191,7 @@ def _read_pair_classification(spec: LocalTaskSpec) -> dict[str, DatasetDict]:
     rows = _read_jsonl(spec.path, ("sentence1", "sentence2", "label"))
     labels = [int(r["label"]) for r in rows]
     if set(labels) - {0, 1}:
-        raise ValueError(f"{spec.path}: pair classification labels must be 0 or 1")
+        raise LocalTaskError(f"{spec.path}: pair classification labels must be 0 or 1")
     # mteb's v1 layout: one row holding the lists
     data = {
         "sentence1": [[str(r["sentence1"]) for r in rows]],
@@ -183,6 +209,10 @@ def _read_classification(spec: LocalTaskSpec) -> dict[str, DatasetDict]:
     train_path, eval_path = _classification_files(spec)
     train = _read_jsonl(train_path, ("text", "label"))
     evaluation = _read_jsonl(eval_path, ("text", "label"))
+    if len({str(r["label"]) for r in train}) < 2:
+        raise LocalTaskError(
+            f"{train_path}: every line has the label {train[0]['label']!r}; a classifier needs at least two labels"
+        )
     ids = _label_ids([r["label"] for r in train + evaluation])
     splits = {
         "train": Dataset.from_dict({"text": [str(r["text"]) for r in train], "label": ids[: len(train)]}),
@@ -198,10 +228,10 @@ def _read_clustering(spec: LocalTaskSpec) -> dict[str, DatasetDict]:
     elif all("text" in r and "label" in r for r in rows):
         sets = [([str(r["text"]) for r in rows], [r["label"] for r in rows])]
     else:
-        raise ValueError(f"{spec.path}: clustering lines need 'text' and 'label' (or 'sentences' and 'labels')")
+        raise LocalTaskError(f"{spec.path}: clustering lines need 'text' and 'label' (or 'sentences' and 'labels')")
     for sentences, labels in sets:
         if len(sentences) != len(labels):
-            raise ValueError(f"{spec.path}: a clustering has {len(sentences)} sentences but {len(labels)} labels")
+            raise LocalTaskError(f"{spec.path}: a clustering has {len(sentences)} sentences but {len(labels)} labels")
     data = {"sentences": [s for s, _ in sets], "labels": [_label_ids(labels) for _, labels in sets]}
     return {"default": DatasetDict({spec.eval_split: Dataset.from_dict(data)})}
 
@@ -210,7 +240,7 @@ def _row_id(row: Mapping[str, Any], path: Path) -> str:
     for key in ("id", "_id"):
         if key in row:
             return str(row[key])
-    raise ValueError(f"{path}: a line has no 'id' (or '_id'): {dict(row)!r}")
+    raise LocalTaskError(f"{path}: a line has no 'id' (or '_id'): {dict(row)!r}")
 
 
 def _qrels_path(spec: LocalTaskSpec) -> Path:
@@ -222,17 +252,24 @@ def _retrieval_files(spec: LocalTaskSpec) -> list[Path]:
     return [spec.path / "corpus.jsonl", spec.path / "queries.jsonl", _qrels_path(spec)]
 
 
-def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+def _read_qrels(path: Path, query_ids: set[str], corpus_ids: set[str]) -> dict[str, dict[str, int]]:
+    """Judgements ``{query: {document: score}}``; each must name a known query and document."""
     qrels: dict[str, dict[str, int]] = {}
     if path.suffix == ".tsv":
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.reader(f, delimiter="\t")
             next(reader, None)  # header
-            triples = [(row[0], row[1], row[2]) for row in reader if row]
+            lines = [(number, row[0], row[1], row[2]) for number, row in enumerate(reader, start=2) if row]
     else:
-        triples = [(r["query-id"], r["corpus-id"], r["score"]) for r in _read_jsonl(path, ("query-id", "corpus-id", "score"))]
-    for query_id, corpus_id, score in triples:
-        qrels.setdefault(str(query_id), {})[str(corpus_id)] = int(score)
+        rows = _read_jsonl(path, ("query-id", "corpus-id", "score"))
+        lines = [(r.line, r["query-id"], r["corpus-id"], r["score"]) for r in rows]
+    for number, query_id, corpus_id, score in lines:
+        query_id, corpus_id = str(query_id), str(corpus_id)
+        if query_id not in query_ids:
+            raise LocalTaskError(f"{path}:{number}: query id {query_id!r} is not in the queries file")
+        if corpus_id not in corpus_ids:
+            raise LocalTaskError(f"{path}:{number}: corpus id {corpus_id!r} is not in the corpus file")
+        qrels.setdefault(query_id, {})[corpus_id] = int(score)
     return qrels
 
 
@@ -250,10 +287,7 @@ def _read_retrieval(spec: LocalTaskSpec) -> dict[str, dict[str, Any]]:
     queries = Dataset.from_dict(
         {"id": [_row_id(r, queries_path) for r in query_rows], "text": [str(r["text"]) for r in query_rows]}
     )
-    qrels = _read_qrels(qrels_path)
-    unknown = {d for docs in qrels.values() for d in docs} - set(corpus["id"])
-    if unknown:
-        raise ValueError(f"{qrels_path}: corpus ids not in {corpus_path}: {sorted(unknown)[:5]}")
+    qrels = _read_qrels(qrels_path, set(queries["id"]), set(corpus["id"]))
     split = {"corpus": corpus, "queries": queries, "relevant_docs": qrels, "top_ranked": None}
     return {"default": {spec.eval_split: split}}
 
@@ -279,7 +313,7 @@ def _read_reranking(spec: LocalTaskSpec) -> dict[str, dict[str, Any]]:
             qrels.setdefault(query_id, {})[doc_id] = relevance
         top_ranked[query_id] = [doc_id for doc_id, _, _ in candidates]
     if not query_ids:
-        raise ValueError(f"{spec.path}: no line has both a positive and a negative")
+        raise LocalTaskError(f"{spec.path}: no line has both a positive and a negative")
     split = {
         "corpus": Dataset.from_dict({"id": doc_ids, "title": [""] * len(doc_ids), "text": doc_texts}),
         "queries": Dataset.from_dict({"id": query_ids, "text": query_texts}),
@@ -348,7 +382,7 @@ def _sts_attributes(spec: LocalTaskSpec) -> dict[str, Any]:
         scores = [float(r["score"]) for r in _read_jsonl(spec.path, ("score",))]
         low, high = spec.options.get("min_score", min(scores)), spec.options.get("max_score", max(scores))
     if not high > low:
-        raise ValueError(f"local STS task {spec.name!r}: max_score must be larger than min_score ({low}, {high})")
+        raise LocalTaskError(f"local STS task {spec.name!r}: max_score must be larger than min_score ({low}, {high})")
     return {"min_score": low, "max_score": high}
 
 
@@ -358,7 +392,7 @@ def _classification_attributes(spec: LocalTaskSpec) -> dict[str, Any]:
         if key in spec.options:
             value = spec.options[key]
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"local task {spec.name!r}: {key} must be a positive integer")
+                raise LocalTaskError(f"local task {spec.name!r}: {key} must be a positive integer")
             attributes[key] = value
     return attributes
 
@@ -389,7 +423,7 @@ def _check_not_mteb_task(name: str, source: Path | None) -> None:
     except KeyError:
         return
     where = f" (in {source})" if source is not None else ""
-    raise ValueError(f"local task name {name!r}{where} is the name of an mteb task; choose another name")
+    raise LocalTaskError(f"local task name {name!r}{where} is the name of an mteb task; choose another name")
 
 
 def make_local_task(spec: LocalTaskSpec | Mapping[str, Any], base_dir: str | os.PathLike = ".") -> AbsTask:
@@ -419,7 +453,9 @@ def make_local_task(spec: LocalTaskSpec | Mapping[str, Any], base_dir: str | os.
     attributes.update(_ATTRIBUTES.get(spec.type, lambda _: {})(spec))
     class_name = "Local" + re.sub(r"\W", "_", spec.name)
     task_class = type(class_name, (task_type.base,), attributes)
-    return task_class()
+    task = task_class()
+    task.load_data()  # read and checked now, before any model is loaded
+    return task
 
 
 def load_local_task_specs(path: str | os.PathLike) -> list[LocalTaskSpec]:
@@ -435,14 +471,16 @@ def load_local_task_specs(path: str | os.PathLike) -> list[LocalTaskSpec]:
         raise FileNotFoundError(f"local task spec not found: {path}")
     specs: list[LocalTaskSpec] = []
     for file in files:
-        with open(file, encoding="utf-8") as f:
-            data = json.load(f)
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise LocalTaskError(f"{file}:{error.lineno}: not valid JSON ({error.msg})") from None
         for item in data if isinstance(data, list) else [data]:
             specs.append(LocalTaskSpec.from_dict(item, file.parent, source=file))
     names = [spec.name for spec in specs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise ValueError(f"local task names used more than once in {path}: {duplicates}")
+        raise LocalTaskError(f"local task names used more than once in {path}: {duplicates}")
     return specs
 
 

@@ -2,25 +2,38 @@
 is done, load the model, run mteb and write its results.
 
 Results are written by mteb itself (``mteb.evaluate`` with a result cache, so partial results are
-kept per subset and completed later) to ``<output_dir>/<model name>/<revision>/<task name>.json``
-with ``model_meta.json`` and ``run_settings.jsonl`` next to them: the layout of mteb's
-``MTEB(tasks).run(model, output_folder=output_dir)`` and of the released scripts
-(:class:`OutputFolderCache`). The model name is ``organization/model`` with ``/`` written as ``__``.
+kept per subset and completed later) to ``<output_dir>/<model name>/<fingerprint>/<task name>.json``
+with ``model_meta.json``, ``run_settings.jsonl`` and ``fingerprint.json`` next to them (mteb's
+layout, :class:`OutputFolderCache`, with files written atomically). The model name is readable
+(``organization/model``, ``/`` written as ``__``); the fingerprint, in mteb's revision slot, is what
+determines the embeddings (:func:`evaluation_fingerprint`), so two models never share a folder.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mteb import ResultCache
 from mteb.models.model_meta import ModelMeta
 
-from llm2vec.evaluation.instructions import check_instructions, default_instructions_path, load_task_instructions
+from llm2vec.evaluation.instructions import (
+    MissingInstructionError,
+    check_instructions,
+    default_instructions_path,
+    load_task_instructions,
+)
+from llm2vec.evaluation.local_tasks import LocalTaskError
 from llm2vec.evaluation.task_lists import build_mteb_tasks, resolve_task_names
+from llm2vec.files import remove_stale_temporaries, temporary_path, write_atomically, write_text_atomically
+from llm2vec.fingerprint import chain_fingerprint, digest, file_digest
+from llm2vec.model_sources import ModelSourceError
 
 if TYPE_CHECKING:
     import torch
@@ -35,6 +48,8 @@ __all__ = [
     "build_tasks",
     "collect_instructions",
     "plan_tasks",
+    "evaluation_fingerprint",
+    "fingerprinted_model_meta",
     "default_device",
     "resolve_dtype",
     "load_llm2vec",
@@ -43,6 +58,11 @@ __all__ = [
 
 
 DTYPES = ("bfloat16", "float16", "float32")
+#: bad input rather than a bug: ``mteb_eval_custom.py`` prints these as one line
+USER_ERRORS = (MissingInstructionError, FileNotFoundError, LocalTaskError, ModelSourceError)
+FINGERPRINT_NAME = "fingerprint.json"
+
+logger = logging.getLogger(__name__)
 
 
 class OutputFolderCache(ResultCache):
@@ -65,6 +85,28 @@ class OutputFolderCache(ResultCache):
         if remote:
             return path
         return self.cache_path / path.relative_to(self.cache_path / "results")
+
+    def save_to_cache(self, task_result: Any, model_name: str | ModelMeta, model_revision: str | None = None, **kwargs: Any) -> None:
+        """mteb's files, each written in a staging folder and renamed into place, the result last,
+        so that a run killed while writing leaves the previous complete files or none."""
+        path = self.get_task_result_path(task_result.task_name, model_name, model_revision)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)
+        staging = temporary_path(path.parent / "staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            staged_cache = OutputFolderCache(staging)
+            staged_path = staged_cache.get_task_result_path(task_result.task_name, model_name, model_revision)
+            staged_path.parent.mkdir(parents=True)
+            settings = path.parent / "run_settings.jsonl"
+            if settings.is_file():  # mteb merges new run settings into the existing file
+                shutil.copyfile(settings, staged_path.parent / settings.name)
+            super(OutputFolderCache, staged_cache).save_to_cache(task_result, model_name, model_revision, **kwargs)
+            written = sorted(staged_path.parent.iterdir(), key=lambda p: p == staged_path)
+            for staged_file in written:
+                write_atomically(path.parent / staged_file.name, lambda target, f=staged_file: shutil.copyfile(f, target))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def build_tasks(task_name: str | Sequence[str] | None, local_tasks: str | os.PathLike | None) -> list[AbsTask]:
@@ -139,7 +181,14 @@ def plan_tasks(tasks: Sequence[AbsTask], cache: ResultCache, model_meta: ModelMe
         if not path.exists():
             plans.append(TaskPlan(task, path, True, "only-missing", "no results yet"))
             continue
-        existing = TaskResult.from_disk(path)
+        try:
+            existing = TaskResult.from_disk(path)
+        except Exception as error:  # noqa: BLE001 - any unreadable file is treated the same way
+            aside = _set_aside(path)
+            logger.warning("%s cannot be read (%s); moved to %s, %s runs again", path, error, aside, task.metadata.name)
+            print(f"warning: {path} cannot be read; moved to {aside} and running {task.metadata.name} again")
+            plans.append(TaskPlan(task, path, True, "always", "unreadable results set aside"))
+            continue
         if getattr(task, "spec", None) is not None and existing.dataset_revision != task.metadata.revision:
             reason = f"local data changed (revision {existing.dataset_revision} -> {task.metadata.revision})"
             plans.append(TaskPlan(task, path, True, "always", reason))
@@ -152,10 +201,89 @@ def plan_tasks(tasks: Sequence[AbsTask], cache: ResultCache, model_meta: ModelMe
     return plans
 
 
+def _set_aside(path: Path) -> Path:
+    """Rename an unreadable result to ``<name>.corrupt`` (``.corrupt.1``, ... if taken)."""
+    aside = path.with_name(path.name + ".corrupt")
+    number = 0
+    while aside.exists():
+        number += 1
+        aside = path.with_name(f"{path.name}.corrupt.{number}")
+    os.replace(path, aside)
+    return aside
+
+
+def evaluation_fingerprint(
+    base_model_name_or_path: str | os.PathLike,
+    peft_model_name_or_path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    *,
+    dtype: str,
+    max_length: int | None = None,
+    doc_max_length: int | None = None,
+    attn_implementation: str | None = None,
+    instructions_path: str | os.PathLike | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """What determines the embeddings of an evaluation, and its digest (16 hex digits).
+
+    The weights of the base and of every adapter by content (hub ids by name), the encoder
+    settings as ``from_pretrained`` will resolve them, the dtype, the attention implementation and
+    the instructions file's content. Loads no weights; reads (and hashes) the weight files.
+    """
+    from llm2vec.llm2vec import LLM2Vec
+
+    adapters = LLM2Vec._adapter_paths(peft_model_name_or_path)
+    settings = LLM2Vec.resolve_config(
+        base_model_name_or_path, adapters, max_length=max_length, doc_max_length=doc_max_length
+    )
+    instructions = Path(instructions_path) if instructions_path is not None else default_instructions_path()
+    parts = {
+        "sources": [str(base_model_name_or_path), *adapters],
+        "weights": chain_fingerprint([base_model_name_or_path, *adapters]),
+        "settings": asdict(settings),
+        "dtype": dtype,
+        "attn_implementation": attn_implementation or "default",
+        "instructions": file_digest(instructions),
+    }
+    return digest({k: v for k, v in parts.items() if k != "sources"})[:16], parts
+
+
+def fingerprinted_model_meta(
+    cache: OutputFolderCache,
+    base_model_name_or_path: str | os.PathLike,
+    peft_model_name_or_path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    *,
+    name: str | None,
+    dtype: str,
+    max_length: int,
+    doc_max_length: int,
+    attn_implementation: str | None = None,
+    instructions_path: str | os.PathLike | None = None,
+) -> ModelMeta:
+    """The mteb metadata of a model whose results folder is keyed by :func:`evaluation_fingerprint`;
+    the folder's ``fingerprint.json`` records what the key stands for."""
+    from llm2vec.evaluation.mteb_encoder import build_model_meta
+
+    revision, parts = evaluation_fingerprint(
+        base_model_name_or_path, peft_model_name_or_path, dtype=dtype, max_length=max_length,
+        doc_max_length=doc_max_length, attn_implementation=attn_implementation, instructions_path=instructions_path,
+    )
+    meta = build_model_meta(
+        base_model_name_or_path, peft_model_name_or_path, name=name, revision=revision, max_tokens=max_length
+    )
+    folder = cache.get_task_result_path("_", meta).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(folder / FINGERPRINT_NAME, json.dumps(parts, indent=2, default=str) + "\n")
+    return meta
+
+
 def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def dtype_name(dtype: str | None, device: str | None) -> str:
+    """The name of the dtype evaluation runs in: ``dtype``, or the default for ``device``."""
+    return str(resolve_dtype(dtype, device or default_device())).removeprefix("torch.")
 
 
 def resolve_dtype(dtype: str | None, device: str) -> torch.dtype:
@@ -178,6 +306,7 @@ def load_llm2vec(
     attn_implementation: str | None = None,
     max_length: int | None = None,
     doc_max_length: int | None = None,
+    allow_base_mismatch: bool = False,
 ) -> LLM2Vec:
     """``LLM2Vec.from_pretrained`` with the evaluation settings, moved to ``device``, in eval mode."""
     from llm2vec.llm2vec import LLM2Vec
@@ -191,6 +320,7 @@ def load_llm2vec(
         peft_model_name_or_path=peft_model_name_or_path or None,
         max_length=max_length,
         doc_max_length=doc_max_length,
+        allow_base_mismatch=allow_base_mismatch,
         **kwargs,
     )
     return model.to(device).eval()

@@ -224,7 +224,8 @@ def _default_name(folder: Path) -> str:
     """The model name of an mteb ``<model>/<revision>`` folder (mteb writes ``/`` as ``__``)."""
     model = folder.parent.name if _REVISION.fullmatch(folder.name) and folder.parent.name else folder.name
     name = model.replace("__", "/")
-    if folder.name != "no_revision_available" and _REVISION.fullmatch(folder.name):
+    # A hub revision names a version of the model; mteb_eval_custom's fingerprint is not news to a reader.
+    if folder.name != "no_revision_available" and _REVISION.fullmatch(folder.name) and not (folder / "fingerprint.json").is_file():
         name += f"@{folder.name[:8]}"
     return name
 

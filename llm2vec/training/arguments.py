@@ -144,6 +144,13 @@ class EmbeddingTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Stop (and save) after this many optimizer steps; the schedule still spans all epochs."},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start over in an output_dir that holds a run: delete its checkpoints and model first. Without "
+            "it such a folder is refused unless the run resumes (resume_from_checkpoint)."
+        },
+    )
 
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,67 @@ def _parse_override_value(raw: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError:
         return raw
+
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    # A string is truthy whatever it says: "False" must not mean true.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"{key} must be true or false (also 1/0, yes/no), got {value!r}")
+
+
+def _check_value(key: str, annotation: Any, value: Any) -> Any:
+    """``value`` as a value of the field type ``annotation``; complex types are left to the dataclass."""
+    if annotation is bool:
+        return _as_bool(key, value)
+    if annotation is int:
+        if _is_number(value) and float(value).is_integer():
+            return int(value)
+        raise ValueError(f"{key} must be a whole number, got {value!r}")
+    if annotation is float:
+        if _is_number(value):
+            return value  # ints stay ints: some float fields (save_steps) mean a count when whole
+        raise ValueError(f"{key} must be a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        if _is_number(value):  # e.g. --run_name 42
+            return str(value)
+        raise ValueError(f"{key} must be a string, got {value!r}")
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [m for m in typing.get_args(annotation) if m is not type(None)]
+        if value is None and len(members) < len(typing.get_args(annotation)):
+            return None
+        if len(members) == 1:
+            return _check_value(key, members[0], value)
+        if set(members) == {bool, str} and isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return _as_bool(key, value)
+    return value
+
+
+def check_value_types(dataclass_types: Sequence[type], config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every value checked against its field's type (booleans parsed strictly).
+
+    Raises:
+        ValueError: a value of the wrong type, naming the key.
+    """
+    annotations = {}
+    for dtype in dataclass_types:
+        hints = typing.get_type_hints(dtype)
+        annotations.update({f.name: hints[f.name] for f in dataclasses.fields(dtype)})
+    return {key: _check_value(key, annotations[key], value) for key, value in config.items()}
 
 
 def parse_overrides(arguments: Sequence[str]) -> dict[str, Any]:
@@ -59,25 +123,30 @@ def load_config_dict(path: str | Path) -> dict[str, Any]:
 def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple[Any, ...]:
     """Parse ``CONFIG.json [--key value ...]`` into instances of ``dataclass_types``.
 
-    Overrides replace the config's values. Unknown keys, in the file or on the command line, are
-    errors that list the file; the dataclasses' own validation (e.g. TrainingArguments) still runs.
+    Overrides replace the config's values. Unknown keys and values of the wrong type, in the file
+    or on the command line, are errors that name the key and where it came from; the dataclasses'
+    own validation (e.g. TrainingArguments, the settings' rules) still runs.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("--"):
         raise ConfigError("usage: SCRIPT CONFIG.json [--key value ...]")
     path, overrides = argv[0], parse_overrides(argv[1:])
-    config = load_config_dict(path)
-    config.update(overrides)
-    parser = HfArgumentParser(dataclass_types)
+    from_file = load_config_dict(path)
     known = {name for dtype in dataclass_types for name in dtype.__dataclass_fields__}
-    unknown = sorted(set(config) - known)
-    if unknown:
-        source = "the command line" if set(unknown) <= set(overrides) else path
-        raise ConfigError(
-            f"unknown key(s) {unknown} in {source}; every key must be a field of "
-            f"{', '.join(d.__name__ for d in dataclass_types)} (see docs/configs.md)"
-        )
+    for source, values in ((path, from_file), ("the command line", overrides)):
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {unknown} in {source}; every key must be a field of "
+                f"{', '.join(d.__name__ for d in dataclass_types)} (see docs/configs.md)"
+            )
+    config = {}
+    for source, values in ((path, from_file), ("the command line", overrides)):
+        try:
+            config.update(check_value_types(dataclass_types, values))
+        except ValueError as error:
+            raise ConfigError(f"{source}: {error}") from error
     try:
-        return tuple(parser.parse_dict(config, allow_extra_keys=False))
+        return tuple(HfArgumentParser(dataclass_types).parse_dict(config, allow_extra_keys=False))
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{path}: {error}") from error

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from llm2vec.dataset import load_train_dataset
+from llm2vec.dataset import DatasetError, load_train_dataset
+from llm2vec.model_sources import ModelSourceError
 from llm2vec.training.arguments import DataArguments, EmbeddingTrainingArguments, ModelArguments
-from llm2vec.training.checkpoints import resolve_resume_checkpoint
+from llm2vec.training.checkpoints import checkpoint_step
 from llm2vec.training.collator import PairCollator
+from llm2vec.training.config_parsing import ConfigError
+from llm2vec.training.run_folder import RunFolderError, RunStart
 from llm2vec.training.trainer import EmbeddingTrainer, StopAfterNStepsCallback
 
 logger = logging.getLogger(__name__)
+
+#: errors that mean bad input rather than a bug: the entry points print them as one line
+USER_ERRORS = (ConfigError, RunFolderError, DatasetError, ModelSourceError)
 
 
 def resolve_attn_implementation(requested: str) -> str:
@@ -69,10 +77,16 @@ def train_and_save(
     model: nn.Module,
     dataset: Dataset,
     training_args: EmbeddingTrainingArguments,
+    run: RunStart,
     with_negatives: bool,
     logged_outputs: Sequence[str] = (),
 ) -> EmbeddingTrainer:
-    """Train ``model`` (resuming if asked) and save the final model to ``output_dir``."""
+    """Train ``model`` (from ``run.resume_from`` if set) and save the final model to ``output_dir``.
+
+    A run resumed from a checkpoint that already reached ``stop_after_n_steps`` (it was stopped
+    between that checkpoint and the final save) trains no further: the checkpoint's weights are
+    saved as the final model.
+    """
     # The collator consumes dataclass samples; there are no columns to drop.
     training_args.remove_unused_columns = False
     callbacks = []
@@ -86,7 +100,32 @@ def train_and_save(
         callbacks=callbacks,
         logged_outputs=logged_outputs,
     )
-    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
-    trainer.train(resume_from_checkpoint=resume)
+    reached = None if run.resume_from is None else checkpoint_step(run.resume_from)
+    stop = training_args.stop_after_n_steps
+    if reached is not None and stop is not None and reached >= stop:
+        logger.info("%s already reached stop_after_n_steps=%d: saving it as the final model", run.resume_from, stop)
+        model.load_checkpoint_weights(run.resume_from)
+        trainer.state.global_step = reached
+    else:
+        trainer.train(resume_from_checkpoint=run.resume_from)
     trainer.save_model(training_args.output_dir)
+    run.global_step = trainer.state.global_step
     return trainer
+
+
+def run_main(main: Callable[[], object]) -> None:
+    """Run an entry point's ``main``: bad input ends in one line, and the process group is shut down.
+
+    Left to interpreter exit, gloo's worker threads are sometimes torn down while joinable
+    ("terminate called without an active exception", an abort). The group is destroyed after
+    ``main`` has returned and its models (DDP's reducer holds the group) are collected, with no
+    collective in flight: a work still held by a worker thread would need the GIL to die.
+    """
+    try:
+        main()
+    except USER_ERRORS as error:
+        sys.exit(f"error: {error}")
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gc.collect()
+            torch.distributed.destroy_process_group()

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset, SequentialSampler
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from llm2vec.training.checkpoints import clear_complete, mark_complete
+from llm2vec.training.checkpoints import clear_complete, mark_complete, remove_old_checkpoints
 from llm2vec.weights import read_safetensors_folder
 
 TRAINING_ARGS_NAME = "training_args.bin"
@@ -67,13 +67,21 @@ class EmbeddingTrainer(Trainer):
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        checkpoint = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+        run_dir = self._get_output_dir(trial=trial)
+        checkpoint = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
         if self.args.should_save:
             # An older run's folder of the same step must not look complete while it is overwritten.
             clear_complete(checkpoint)
-        super()._save_checkpoint(model, trial)
+        # transformers deletes old checkpoints at the end of its save, before this one is marked
+        # complete; a crash there would leave none complete. Rotation waits for the marker here.
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
         if self.args.should_save:
             mark_complete(checkpoint)
+            remove_old_checkpoints(run_dir, limit, protected=self.state.best_model_checkpoint)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         target = model if model is not None else self.model

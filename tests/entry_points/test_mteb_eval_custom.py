@@ -57,8 +57,10 @@ def test_cli_writes_results_skips_them_and_overwrites(tmp_path, tiny_llama_dir, 
     command = [sys.executable, str(SCRIPT), *cli_args(tiny_llama_dir, specs, output)]
     run = run_checked(command, env=subprocess_env(HF_HUB_OFFLINE="1"))
 
-    meta = build_model_meta(tiny_llama_dir)
-    folder = output / meta.model_name_as_path() / meta.revision  # mteb's MTEB.run layout
+    revision, parts = runner.evaluation_fingerprint(tiny_llama_dir, dtype="float32", max_length=512, doc_max_length=400)
+    meta = build_model_meta(tiny_llama_dir, revision=revision)
+    folder = output / meta.model_name_as_path() / revision  # mteb's MTEB.run layout, the fingerprint as revision
+    assert json.loads((folder / "fingerprint.json").read_text())["weights"] == json.loads(json.dumps(parts["weights"]))
     paths = {name: folder / f"{name}.json" for name in ("TinySTS", "TinyRetrieval")}
     first = {name: mteb.TaskResult.from_disk(path) for name, path in paths.items()}
     assert (folder / "model_meta.json").exists() and (folder / "run_settings.jsonl").exists()

@@ -8,6 +8,7 @@ load, and the tiny Stage I trains and saves a model.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -117,7 +118,8 @@ def test_installed_package_evaluates_with_the_packaged_instructions(
     )  # no --task_to_instructions_fp: the packaged file is loaded
     assert "TinySTS: main score" in result.stdout
     (path,) = output.rglob("TinySTS.json")
-    assert path.parent.name == "no_revision_available"
+    recorded = json.loads((path.parent / "fingerprint.json").read_text())  # the results folder is keyed by it
+    assert recorded["instructions"] and recorded["weights"][0]["files"]["model.safetensors"]
 
 
 @pytest.mark.slow

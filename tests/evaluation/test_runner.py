@@ -52,3 +52,27 @@ def test_mteb_tasks_and_local_tasks_are_built_together():
     assert instructions["TinySTS"] == "Retrieve semantically similar text:"
     with pytest.raises(ValueError, match="no tasks"):
         runner.build_tasks(None, None)
+
+
+def test_the_fingerprint_follows_weights_settings_and_dtype_not_paths(tmp_path, tiny_llama_dir):
+    from llm2vec.llm2vec_contrastive import LLM2VecContrastive, LoraSettings
+
+    def revision(base, adapter=None, **kwargs):
+        return runner.evaluation_fingerprint(base, adapter, **{"dtype": "float32", **kwargs})[0]
+
+    reference = revision(tiny_llama_dir)
+    assert len(reference) == 16
+    assert revision(shutil.copytree(tiny_llama_dir, tmp_path / "elsewhere")) == reference  # same weights
+    assert revision(tiny_llama_dir, dtype="bfloat16") != reference
+    assert revision(tiny_llama_dir, max_length=64) != reference
+    assert revision(tiny_llama_dir, attn_implementation="eager") != reference
+    model = LLM2VecContrastive.from_pretrained(tiny_llama_dir)
+    model.add_lora(LoraSettings(lora_r=4), init_lora_weights=False)
+    adapter = model.save(tmp_path / "adapter")
+    with_adapter = revision(tiny_llama_dir, adapter)
+    assert with_adapter != reference
+    for parameter in model.parameters():  # trained again into the same folder: new weights
+        if parameter.requires_grad:
+            parameter.data.add_(0.5)
+    model.save(adapter)
+    assert revision(tiny_llama_dir, adapter) != with_adapter

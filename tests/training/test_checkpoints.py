@@ -13,6 +13,7 @@ from llm2vec.training.checkpoints import (
     is_complete,
     last_complete_checkpoint,
     mark_complete,
+    remove_old_checkpoints,
     resolve_resume_checkpoint,
 )
 
@@ -57,3 +58,19 @@ def test_resume_from_a_given_folder_needs_a_complete_one(tmp_path: Path) -> None
         resolve_resume_checkpoint(str(tmp_path / "checkpoint-6"), "unused")
     with pytest.raises(FileNotFoundError, match="checkpoint-8 is not a folder"):
         resolve_resume_checkpoint(str(tmp_path / "checkpoint-8"), "unused")
+
+
+def test_resume_last_without_a_complete_checkpoint_starts_from_step_zero_and_says_so(tmp_path, caplog) -> None:
+    _checkpoints(tmp_path, complete=[], interrupted=[2])
+    with caplog.at_level("WARNING"):
+        assert resolve_resume_checkpoint("last", tmp_path) is None
+    assert "has no complete checkpoint" in caplog.text and "starting from step 0" in caplog.text
+
+
+def test_old_checkpoints_go_only_once_complete_and_lose_their_mark_first(tmp_path: Path) -> None:
+    _checkpoints(tmp_path, complete=[2, 4, 6, 8], interrupted=[10])
+    remove_old_checkpoints(tmp_path, keep=2, protected=str(tmp_path / "checkpoint-2"))
+    # the two newest complete ones stay, the protected (best) one stays, an incomplete one is not counted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10", "checkpoint-2", "checkpoint-6", "checkpoint-8"]
+    remove_old_checkpoints(tmp_path, keep=None)
+    assert len(list(tmp_path.iterdir())) == 4

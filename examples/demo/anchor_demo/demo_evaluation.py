@@ -64,18 +64,26 @@ def evaluate_model(
 ) -> dict[str, float]:
     """Evaluate one model on the local tasks as ``mteb_eval_custom.py`` does; ``{task: main score}``.
 
-    Results go to ``<results_dir>/demo__<key>/no_revision_available/<task>.json``; tasks with
-    complete results there are skipped (mteb's layout and skip rules).
+    Results go to ``<results_dir>/demo__<key>/<fingerprint>/<task>.json``; tasks with complete
+    results there are skipped (mteb's layout and skip rules, as in ``mteb_eval_custom.py``).
     """
-    from llm2vec.evaluation.mteb_encoder import build_model_meta
-    from llm2vec.evaluation.runner import OutputFolderCache
+    from llm2vec.evaluation.runner import (
+        OutputFolderCache,
+        build_tasks,
+        collect_instructions,
+        evaluate_tasks,
+        fingerprinted_model_meta,
+        load_llm2vec,
+        plan_tasks,
+    )
     from llm2vec.reporting.results_io import load_run
-    from llm2vec.evaluation.runner import build_tasks, collect_instructions, evaluate_tasks, load_llm2vec, plan_tasks
 
     tasks = build_tasks(None, eval_dir)
     instructions = collect_instructions(tasks, None)
-    model_meta = build_model_meta(base, adapter, name=f"demo/{key}", max_tokens=max_length)
     cache = OutputFolderCache(results_dir)
+    model_meta = fingerprinted_model_meta(
+        cache, base, adapter, name=f"demo/{key}", dtype=dtype, max_length=max_length, doc_max_length=doc_max_length
+    )
     plans = plan_tasks(tasks, cache, model_meta)
     to_run = [plan for plan in plans if plan.run]
     for plan in plans:
@@ -100,7 +108,7 @@ def evaluate_model(
             log(f"  {plan.name}: {100 * scores.get(plan.name, float('nan')):.2f} ({format_seconds(time.time() - wall)})")
         log(f"  embedded {encoder.encoded} distinct texts for {encoder.requested} requested")
         del encoder, model
-    run = load_run(results_dir / f"demo__{key}" / "no_revision_available")
+    run = load_run(cache.get_task_result_path("_", model_meta).parent)
     return {task: score / 100 for task, score in run.scores.items()}
 
 

@@ -470,8 +470,17 @@ class _Demo:
         return cfg.run_dir("stage_I"), cfg.run_dir("stage_II_anchor")
 
     def results_folder(self, arm: str) -> Path:
-        """Where mteb writes the arm's task files: ``<results>/demo__<key>/no_revision_available``."""
-        return self.config.results_dir / f"demo__{ARM_KEYS[arm]}" / "no_revision_available"
+        """Where mteb writes the arm's task files: ``<results>/demo__<key>/<fingerprint>`` (the
+        fingerprint of the arm's weights and evaluation settings, as ``mteb_eval_custom.py`` keys them)."""
+        from llm2vec.evaluation.runner import evaluation_fingerprint
+
+        cfg = self.config
+        base, adapter = self.arm_model(arm)
+        revision, _ = evaluation_fingerprint(
+            base, adapter, dtype=self.precision["eval_dtype"], max_length=cfg.eval_max_length,
+            doc_max_length=cfg.eval_doc_max_length,
+        )
+        return cfg.results_dir / f"demo__{ARM_KEYS[arm]}" / revision
 
     # ---------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from llm2vec.files import pid_alive, write_text_atomically
+
 
 class DemoError(RuntimeError):
     """A step of the demo failed (the message says which and why)."""
@@ -50,9 +52,7 @@ def read_json(path: Path) -> Any:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def children_cpu_seconds() -> float:
@@ -102,19 +102,6 @@ def effective_value(config: Mapping[str, Any], overrides: Sequence[str], key: st
         return json.loads(raw)
     except ValueError:
         return raw
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (signal 0 only checks)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def remove_stale_siblings(output_dir: Path, log: Callable[[str], None]) -> None:

@@ -174,10 +174,10 @@ def test_interrupted_training_resumes_and_foreign_folder_is_cleared(tmp_path, ti
     run_demo(config, log=lambda m: None)
     assert not (foreign / "stray.txt").exists()
 
-    # Interrupt Stage I after its checkpoint-2: final model and state file gone, a half-written
-    # checkpoint-3 (no completion marker) left behind.
+    # Interrupt Stage I after its checkpoint-2: final model, finished marker and state file gone, a
+    # half-written checkpoint-3 (no completion marker) left behind.
     stage_I = config.run_dir("stage_I")
-    for name in ("model.safetensors", "config.json", "llm2vec_config.json"):
+    for name in ("model.safetensors", "config.json", "llm2vec_config.json", "training_complete.json"):
         (stage_I / name).unlink()
     shutil.rmtree(stage_I / "checkpoint-3")
     (stage_I / "checkpoint-3").mkdir()

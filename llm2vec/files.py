@@ -1,0 +1,71 @@
+"""Files that a crash never leaves half-written.
+
+A file is written under a temporary name ``.<name>.<pid>.tmp`` in its own folder, flushed to
+disk and renamed over its final name, so readers see the old content or the new, never a part.
+A process killed before the rename leaves its temporary behind; :func:`remove_stale_temporaries`
+removes those whose process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def temporary_path(path: str | os.PathLike, tag: str | None = None) -> Path:
+    """The temporary name of ``path`` for this process (``tag`` in place of the file name)."""
+    path = Path(path)
+    return path.with_name(f".{tag or path.name}.{os.getpid()}.tmp")
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Call ``write(temporary)``, flush it to disk, then rename it to ``path`` in one step."""
+    path = Path(path)
+    staged = temporary_path(path)
+    try:
+        write(staged)
+        with staged.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
+    """:func:`write_atomically` for a text file."""
+    return write_atomically(path, lambda target: target.write_text(text, encoding="utf-8"))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries (files or folders) in ``folder`` whose process is gone; returns them."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match is None or pid_alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed

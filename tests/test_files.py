@@ -1,0 +1,40 @@
+"""Atomic writes and the removal of temporaries that killed processes left."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llm2vec.files import remove_stale_temporaries, temporary_path, write_atomically, write_text_atomically
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    path = write_text_atomically(tmp_path / "result.json", "old")
+
+    def broken(target: Path) -> None:
+        target.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, broken)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["result.json"]
+    write_text_atomically(path, "new")
+    assert path.read_text() == "new"
+
+
+def test_only_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)
+    mine = temporary_path(tmp_path / "a.json")
+    mine.write_text("being written")
+    (tmp_path / f".b.json.{dead}.tmp").write_text("left by a killed run")
+    (tmp_path / f".staging.{dead}.tmp").mkdir()
+    (tmp_path / f".staging.{dead}.tmp" / "x.json").write_text("{}")
+    (tmp_path / ".hidden_but_not_temporary").write_text("kept")
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == sorted([f".b.json.{dead}.tmp", f".staging.{dead}.tmp"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, ".hidden_but_not_temporary"])
+    assert mine.name == f".a.json.{os.getpid()}.tmp"
