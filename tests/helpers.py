@@ -61,9 +61,17 @@ def run_checked(
 def run_entry_point(
     script: str, config: Path, *overrides: str, launcher: list[str] | None = None, **kwargs: Any
 ) -> subprocess.CompletedProcess:
-    """``experiments/<script> CONFIG [--key value ...]``, by ``launcher`` (default: this Python)."""
-    command = [*(launcher or [sys.executable]), str(REPO / "experiments" / script), str(config), *overrides]
-    return run_checked(command, **kwargs)
+    """``experiments/<script> CONFIG [--key value ...]``, by ``launcher`` (e.g. torchrun); without
+    one in a forked child (``forked_runs.py``), as ``python`` would run it. Fails unless it succeeds."""
+    path = REPO / "experiments" / script
+    if launcher is None:
+        from tests.forked_runs import run_forked
+
+        env = kwargs.pop("env", None)
+        result = run_forked(path, [config, *overrides], env=subprocess_env(**(env or {})), **kwargs)
+        assert result.returncode == 0, result.stderr[-4000:]
+        return result
+    return run_checked([*launcher, str(path), str(config), *overrides], **kwargs)
 
 
 def run_torchrun_script(*args: str, **environment: str) -> subprocess.CompletedProcess:

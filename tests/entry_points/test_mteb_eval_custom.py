@@ -14,7 +14,8 @@ import pytest
 from llm2vec.evaluation import runner
 from llm2vec.evaluation.mteb_encoder import build_model_meta
 from tests.helpers import LOCAL_TASKS as DATA
-from tests.helpers import REPO, run_checked, subprocess_env
+from tests.forked_runs import run_forked
+from tests.helpers import REPO
 
 SCRIPT = REPO / "experiments" / "mteb_eval_custom.py"
 
@@ -54,8 +55,8 @@ def cli_args(model_dir: Path, specs: Path, output_dir: Path, *extra: str) -> lis
 def test_cli_writes_results_skips_them_and_overwrites(tmp_path, tiny_llama_dir, monkeypatch, capsys):
     specs = write_specs(tmp_path / "specs.json", ["tiny_sts", "tiny_retrieval"])
     output = tmp_path / "results_dir"
-    command = [sys.executable, str(SCRIPT), *cli_args(tiny_llama_dir, specs, output)]
-    run = run_checked(command, env=subprocess_env(HF_HUB_OFFLINE="1"))
+    run = run_forked(SCRIPT, cli_args(tiny_llama_dir, specs, output))  # as `python SCRIPT ...` runs it
+    assert run.returncode == 0, run.stderr[-4000:]
 
     revision, parts = runner.evaluation_fingerprint(tiny_llama_dir, dtype="float32", max_length=512, doc_max_length=400)
     meta = build_model_meta(tiny_llama_dir, revision=revision)

@@ -1,23 +1,20 @@
-"""Kill points for the fault-injection tests, and the child that runs an entry point with one.
+"""Kill points for the fault-injection tests (``tests/reliability/``).
 
-Each point patches one function so that the ``hit``-th call kills the process with SIGKILL, as
+Each point patches one function so that its ``hit``-th call kills the process with SIGKILL, as
 ``kill -9`` would: no ``finally`` block, no ``atexit`` handler runs. Points that kill *while a
-file is written* first write half of it. Entry points run in children of a forkserver that has
-imported torch and transformers once, so a run costs its work, not a fresh interpreter.
+file is written* first write half of it. ``forked_runs.run_forked(..., point=...)`` arms one in
+the child that runs an entry point.
 """
 
 from __future__ import annotations
 
 import os
-import runpy
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-
-PRELOAD = ["torch", "transformers", "peft", "mteb", "llm2vec.training.trainer", "llm2vec.llm2vec_contrastive"]
 
 
 def _die() -> None:
@@ -117,27 +114,3 @@ def _after(original: Callable[..., Any], hit: int) -> Callable[..., Any]:
         return result
 
     return patched
-
-
-def run_entry(script: str, argv: list[str], point: str | None, hit: int, log: str) -> None:
-    """In the child: arm the kill point, then run ``script``'s ``main(argv)`` with output to ``log``."""
-    with open(log, "a") as handle:
-        os.dup2(handle.fileno(), 1)
-        os.dup2(handle.fileno(), 2)
-    sys.argv = [script, *argv]
-    namespace = runpy.run_path(script, run_name="entry_point")
-    if point is not None:
-        install(point, hit)
-    try:
-        code = namespace["main"](argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    except Exception as error:  # noqa: BLE001 - reported through the exit code and the log
-        import traceback
-
-        traceback.print_exc()
-        print(f"error: {error}", file=sys.stderr)
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
