@@ -8,21 +8,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm2vec.loss.fused_cross_entropy import fused_linear_cross_entropy
+from tests.loss.head_problem import head_problem
 
-VOCAB, HIDDEN, POSITIONS = 300, 24, 37
+POSITIONS = 37
 
 
 def _problem(dtype: torch.dtype, bias: bool = False, seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
-    head = nn.Linear(HIDDEN, VOCAB, bias=bias)
-    with torch.no_grad():
-        head.weight.copy_(torch.randn(VOCAB, HIDDEN, generator=generator) * 0.3)
-        if bias:
-            head.bias.copy_(torch.randn(VOCAB, generator=generator))
-    head = head.to(dtype)
-    hidden = (torch.randn(POSITIONS, HIDDEN, generator=generator) * 2).to(dtype).requires_grad_()
-    targets = torch.randint(0, VOCAB, (POSITIONS,), generator=generator)
-    return head, hidden, targets
+    return head_problem(POSITIONS, dtype, bias, seed)
 
 
 def _plain(head: nn.Linear, hidden: torch.Tensor, targets: torch.Tensor):

@@ -9,19 +9,13 @@ from torch import nn
 
 from llm2vec.loss.fused_cross_entropy import lm_head_is_plain
 from llm2vec.loss.reconstruction_loss import IGNORE_INDEX, reconstruction_loss, resolve_ce_implementation
+from tests.loss.head_problem import HIDDEN, VOCAB, head_problem
 
-VOCAB, HIDDEN, POSITIONS, SPLIT = 300, 24, 41, 17
+POSITIONS, SPLIT = 41, 17
 
 
 def _problem(seed: int = 0, bias: bool = True):
-    generator = torch.Generator().manual_seed(seed)
-    head = nn.Linear(HIDDEN, VOCAB, bias=bias)
-    with torch.no_grad():
-        head.weight.copy_(torch.randn(VOCAB, HIDDEN, generator=generator) * 0.3)
-        if bias:
-            head.bias.copy_(torch.randn(VOCAB, generator=generator))
-    hidden = (torch.randn(POSITIONS, HIDDEN, generator=generator) * 2).requires_grad_()
-    targets = torch.randint(0, VOCAB, (POSITIONS,), generator=generator)
+    head, hidden, targets = head_problem(POSITIONS, bias=bias, seed=seed)
     # padding-like gaps in both directions
     targets[:3] = IGNORE_INDEX
     targets[SPLIT + 2 : SPLIT + 6] = IGNORE_INDEX
