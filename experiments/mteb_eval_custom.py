@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtype", choices=DTYPES, default=None, help="default: bfloat16 on GPU, float32 on CPU")
     parser.add_argument("--max_length", type=int, default=512)
     parser.add_argument("--doc_max_length", type=int, default=400)
+    parser.add_argument(
+        "--pooling_mode", default=None, help="override the checkpoint's pooling (e.g. mean for an untrained model)"
+    )
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--attn_implementation", default=None, help="e.g. sdpa, eager, flash_attention_2")
     parser.add_argument("--overwrite", action="store_true", help="re-run tasks that already have results")
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         dtype = dtype_name(args.dtype, args.device)
         model_meta = fingerprinted_model_meta(
             cache, args.base_model_name_or_path, args.peft_model_name_or_path, name=args.model_name, dtype=dtype,
-            max_length=args.max_length, doc_max_length=args.doc_max_length,
+            max_length=args.max_length, doc_max_length=args.doc_max_length, pooling_mode=args.pooling_mode,
             attn_implementation=args.attn_implementation, instructions_path=args.task_to_instructions_fp,
         )
     except USER_ERRORS as error:
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         attn_implementation=args.attn_implementation,
         max_length=args.max_length,
         doc_max_length=args.doc_max_length,
+        pooling_mode=args.pooling_mode,
         allow_base_mismatch=args.allow_base_mismatch,
     )
     encoder = LLM2VecMTEBEncoder(

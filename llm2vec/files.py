@@ -69,3 +69,18 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
             entry.unlink(missing_ok=True)
         removed.append(entry)
     return removed
+
+
+def replace_folder(staged: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Move the complete folder ``staged`` to ``target``, replacing what is there in two renames.
+
+    The old ``target`` is first renamed to a temporary name (removed afterwards), so at every
+    moment ``target`` is either the old complete folder or the new one.
+    """
+    staged, target = Path(staged), Path(target)
+    old = temporary_path(target, f"{target.name}.old")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staged, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target

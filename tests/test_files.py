@@ -38,3 +38,21 @@ def test_only_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
     assert sorted(p.name for p in removed) == sorted([f".b.json.{dead}.tmp", f".staging.{dead}.tmp"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, ".hidden_but_not_temporary"])
     assert mine.name == f".a.json.{os.getpid()}.tmp"
+
+
+def test_a_folder_is_replaced_whole_and_nothing_else_stays(tmp_path: Path) -> None:
+    from llm2vec.files import replace_folder
+
+    target = tmp_path / "built"
+    target.mkdir()
+    (target / "old.txt").write_text("old build")
+    staged = tmp_path / ".built.staging"
+    staged.mkdir()
+    (staged / "new.txt").write_text("new build")
+    assert replace_folder(staged, target) == target
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["built"]
+    fresh = tmp_path / ".other.staging"
+    fresh.mkdir()
+    replace_folder(fresh, tmp_path / "absent")  # nothing to replace
+    assert (tmp_path / "absent").is_dir()

@@ -219,6 +219,7 @@ def evaluation_fingerprint(
     dtype: str,
     max_length: int | None = None,
     doc_max_length: int | None = None,
+    pooling_mode: str | None = None,
     attn_implementation: str | None = None,
     instructions_path: str | os.PathLike | None = None,
 ) -> tuple[str, dict[str, Any]]:
@@ -232,7 +233,8 @@ def evaluation_fingerprint(
 
     adapters = LLM2Vec._adapter_paths(peft_model_name_or_path)
     settings = LLM2Vec.resolve_config(
-        base_model_name_or_path, adapters, max_length=max_length, doc_max_length=doc_max_length
+        base_model_name_or_path, adapters, max_length=max_length, doc_max_length=doc_max_length,
+        pooling_mode=pooling_mode,
     )
     instructions = Path(instructions_path) if instructions_path is not None else default_instructions_path()
     parts = {
@@ -255,6 +257,7 @@ def fingerprinted_model_meta(
     dtype: str,
     max_length: int,
     doc_max_length: int,
+    pooling_mode: str | None = None,
     attn_implementation: str | None = None,
     instructions_path: str | os.PathLike | None = None,
 ) -> ModelMeta:
@@ -264,7 +267,8 @@ def fingerprinted_model_meta(
 
     revision, parts = evaluation_fingerprint(
         base_model_name_or_path, peft_model_name_or_path, dtype=dtype, max_length=max_length,
-        doc_max_length=doc_max_length, attn_implementation=attn_implementation, instructions_path=instructions_path,
+        doc_max_length=doc_max_length, pooling_mode=pooling_mode, attn_implementation=attn_implementation,
+        instructions_path=instructions_path,
     )
     meta = build_model_meta(
         base_model_name_or_path, peft_model_name_or_path, name=name, revision=revision, max_tokens=max_length
@@ -306,6 +310,7 @@ def load_llm2vec(
     attn_implementation: str | None = None,
     max_length: int | None = None,
     doc_max_length: int | None = None,
+    pooling_mode: str | None = None,
     allow_base_mismatch: bool = False,
 ) -> LLM2Vec:
     """``LLM2Vec.from_pretrained`` with the evaluation settings, moved to ``device``, in eval mode."""
@@ -320,6 +325,7 @@ def load_llm2vec(
         peft_model_name_or_path=peft_model_name_or_path or None,
         max_length=max_length,
         doc_max_length=doc_max_length,
+        pooling_mode=pooling_mode,
         allow_base_mismatch=allow_base_mismatch,
         **kwargs,
     )

@@ -66,6 +66,8 @@ def test_the_fingerprint_follows_weights_settings_and_dtype_not_paths(tmp_path, 
     assert revision(tiny_llama_dir, dtype="bfloat16") != reference
     assert revision(tiny_llama_dir, max_length=64) != reference
     assert revision(tiny_llama_dir, attn_implementation="eager") != reference
+    assert revision(tiny_llama_dir, pooling_mode="mean") != reference
+    assert revision(tiny_llama_dir, pooling_mode="eos_token") == reference  # the checkpoint's own setting
     model = LLM2VecContrastive.from_pretrained(tiny_llama_dir)
     model.add_lora(LoraSettings(lora_r=4), init_lora_weights=False)
     adapter = model.save(tmp_path / "adapter")

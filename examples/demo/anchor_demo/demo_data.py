@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm2vec.files import replace_folder
 from anchor_demo.run_files import remove_stale_siblings
 
 __all__ = [
@@ -923,7 +924,6 @@ def build_demo_data(
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(output_dir, say)
     tmp_dir = output_dir.parent / f".{output_dir.name}.tmp-{os.getpid()}"
-    old_dir = output_dir.parent / f".{output_dir.name}.old-{os.getpid()}"
     if tmp_dir.exists():
         shutil.rmtree(tmp_dir)
     try:
@@ -956,10 +956,7 @@ def build_demo_data(
             },
         }
         _write_json(tmp_dir / MANIFEST_FILE, manifest)  # last: marks the build complete
-        if output_dir.exists():
-            os.replace(output_dir, old_dir)
-        os.replace(tmp_dir, output_dir)
-        shutil.rmtree(old_dir, ignore_errors=True)
+        replace_folder(tmp_dir, output_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise

@@ -1,0 +1,179 @@
+"""Runs the jobs of ``plan.py`` in order, each once: a finished job is skipped, an interrupted one resumes.
+
+A job that did its work writes ``<root>/state/<name>.json`` with a fingerprint of what it depends
+on (its fields, the fingerprints of the jobs it builds on, the suite) and what it measured (wall
+time, CPU time, load, losses or scores). Training runs go through the shipped entry points with
+``--resume_from_checkpoint last`` (a killed run continues; a finished one is a no-op); evaluations
+run in this process and write mteb results keyed by the model's content fingerprint, so a task
+whose results exist is not recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anchor_demo.run_files import children_cpu_seconds, fingerprint_of, format_seconds, load_average, read_json, write_json_atomic
+from repro_small.plan import Evaluate, Job, Plan, Train
+
+REPO = Path(__file__).resolve().parents[3]
+_RUNTIME = re.compile(r"'train_runtime': '([0-9.]+)'")
+SCRIPTS = {"I": REPO / "experiments" / "run_stage_I.py", "II": REPO / "experiments" / "run_stage_II.py"}
+
+Log = Callable[[str], None]
+
+
+class ReproductionError(RuntimeError):
+    """A job failed; the message says which and why."""
+
+
+@dataclass
+class Settings:
+    """Where things are and how they run."""
+
+    root: Path
+    suite: Path  # the built suite: train/ and eval/
+    models: dict[str, Path]  # model key -> folder
+    precision: str = "bfloat16"  # training autocast and evaluation dtype; "float32" where bf16 is slow
+    eval_batch_size: int = 32
+    eval_max_length: int = 128
+    eval_doc_max_length: int = 100
+    curve_tasks: tuple[str, ...] = ()
+    python: str = sys.executable
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.root / "results"
+
+
+class Executor:
+    """Runs a :class:`Plan` job by job (see the module docstring)."""
+
+    def __init__(self, plan: Plan, settings: Settings, log: Log = print) -> None:
+        self.plan = plan
+        self.settings = settings
+        self.log = log
+        self.by_name = {job.name: job for job in plan.jobs}
+        self.suite_fingerprint = fingerprint_of(read_json(settings.suite / "manifest.json"))
+
+    # ---------------------------------------------------------------- state
+    def state_path(self, name: str) -> Path:
+        return self.settings.state_dir / f"{name.replace('/', '_')}.json"
+
+    def state(self, name: str) -> dict[str, Any] | None:
+        return read_json(self.state_path(name))
+
+    def fingerprint(self, job: Job) -> str:
+        upstream = [self.fingerprint(self.by_name[name]) for name in self._depends_on(job)]
+        return fingerprint_of(dataclasses.asdict(job), upstream, self.suite_fingerprint, self.settings.precision)
+
+    def _depends_on(self, job: Job) -> list[str]:
+        names = [job.base] if job.base in self.by_name else []
+        if isinstance(job, Train) and job.matched_to:
+            names.append(job.matched_to)
+            names += [j.name for j in self.plan.jobs if isinstance(j, Train) and j.folder == job.folder and j is not job
+                      and j.stop is not None]
+        if isinstance(job, Evaluate) and job.adapter is not None:
+            names += [j.name for j in self.plan.jobs if isinstance(j, Train) and j.folder == job.adapter]
+        return names
+
+    def done(self, job: Job) -> bool:
+        state = self.state(job.name)
+        return state is not None and state.get("fingerprint") == self.fingerprint(job)
+
+    # ---------------------------------------------------------------- running
+    def run(self, jobs: list[Job]) -> None:
+        started = time.time()
+        for index, job in enumerate(jobs, start=1):
+            if self.done(job):
+                continue
+            self.log(f"[{format_seconds(time.time() - started)}] {index}/{len(jobs)} {job.name}")
+            wall, cpu, load = time.time(), children_cpu_seconds() + time.process_time(), load_average()
+            record = self.train(job) if isinstance(job, Train) else self.evaluate(job)
+            record.update(
+                fingerprint=self.fingerprint(job), job=dataclasses.asdict(job), wall_seconds=round(time.time() - wall, 1),
+                cpu_seconds=round(children_cpu_seconds() + time.process_time() - cpu, 1),
+                load_before=load, load_after=load_average(), precision=self.settings.precision,
+            )
+            write_json_atomic(self.state_path(job.name), record)
+            self.log(f"    done in {format_seconds(record['wall_seconds'])}: {record.get('summary', '')}")
+
+    def model_path(self, key: str) -> Path:
+        if key in self.settings.models:
+            return self.settings.models[key]
+        job = self.by_name.get(key)
+        if not isinstance(job, Train):
+            raise ReproductionError(f"{key} is neither a model nor a training run")
+        return self.settings.runs_dir / job.folder
+
+    # ---------------------------------------------------------------- training
+    def stop_of(self, job: Train) -> int:
+        if job.stop is not None:
+            return job.stop
+        # Table 5: as many more steps as the matched Stage I took wall time, at the measured
+        # seconds per step of the run this one continues.
+        previous = next(j for j in self.plan.jobs if isinstance(j, Train) and j.folder == job.folder and j.stop)
+        stage_one, before = self.state(job.matched_to), self.state(previous.name)
+        if stage_one is None or before is None:
+            raise ReproductionError(f"{job.name} needs the measured runs {job.matched_to} and {previous.name} first")
+        per_step = before["train_seconds"] / previous.stop
+        return previous.stop + round(stage_one["train_seconds"] / per_step)
+
+    def train(self, job: Train) -> dict[str, Any]:
+        settings = self.settings
+        output = settings.runs_dir / job.folder
+        stop = self.stop_of(job)
+        argv = [
+            str(REPO / job.config), "--model_name_or_path", str(self.model_path(job.base)),
+            "--dataset_file_path", str(settings.suite / "train"), "--output_dir", str(output),
+            "--stop_after_n_steps", str(stop), "--save_steps", str(job.save_every),
+            *[item for pair in job.overrides for item in (f"--{pair[0]}", pair[1])],
+        ]
+        if settings.precision == "float32" and ("bf16", "false") not in job.overrides:
+            argv += ["--bf16", "false", "--torch_dtype", "float32"]
+        argv += ["--resume_from_checkpoint", "last"]
+        self.log(f"    {Path(settings.python).name} {SCRIPTS[job.stage].relative_to(REPO)} {' '.join(argv)}")
+        started = time.time()
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+        log_path = settings.root / "logs" / f"{job.name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("a") as handle:
+            result = subprocess.run([settings.python, str(SCRIPTS[job.stage]), *argv], env=env, cwd=REPO,
+                                    stdout=handle, stderr=subprocess.STDOUT, check=False)
+        if result.returncode != 0:
+            raise ReproductionError(f"{job.name}: training exited with {result.returncode}; see {log_path}")
+        trainer_state = read_json(output / f"checkpoint-{stop}" / "trainer_state.json") or {}
+        history = [entry for entry in trainer_state.get("log_history", []) if "loss" in entry]
+        losses = {entry["step"]: {k: entry[k] for k in ("loss", "q2d_loss", "d2q_loss", "accuracy") if k in entry}
+                  for entry in history}
+        # The trainer's own runtime leaves out loading; every attempt (a killed run resumes) adds its own.
+        runtimes = [float(m) for m in _RUNTIME.findall(log_path.read_text(errors="replace"))]
+        train_seconds = sum(runtimes) if runtimes else time.time() - started
+        first, last = losses.get(min(losses, default=0), {}), losses.get(stop, {})
+        return {
+            "kind": "train", "output_dir": str(output), "steps": stop, "train_seconds": round(train_seconds, 1),
+            "losses": losses, "summary": f"{stop} steps, loss {first.get('loss')} -> {last.get('loss')}",
+        }
+
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(self, job: Evaluate) -> dict[str, Any]:
+        from repro_small.evaluate import evaluate_job
+
+        return evaluate_job(self, job)

@@ -1,0 +1,269 @@
+"""Tables and plots of docs/reproduction_small.md from the finished jobs' state files.
+
+Every number over seeds is a mean with its sample standard deviation; a difference between two
+arms counts only when it is larger than the larger of their two standard deviations (with 3 seeds,
+anything closer is "no difference"). Scores are mteb main scores x 100 on the proxy suite, never
+MTEB. The paper's corresponding numbers (Llama-3.2-1B on MTEB or its 15-task subset) stand beside
+for the direction of an effect, not for its size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from repro_small.plan import ARMS, DIAGNOSES, DIAGNOSIS_STEPS, EVAL_EVERY, FIGURE_2_ARMS, STAGE_II_STEPS, Train
+
+#: suite task -> mteb category, and which tasks share a corpus with the training pairs
+CATEGORY = {
+    "SmallBBCHeadlineRetrieval": "Retrieval", "SmallReviewPlotRetrieval": "Retrieval",
+    "SmallReviewPlotReranking": "Reranking", "SmallBBCClustering": "Clustering",
+    "SmallNewsgroupsClustering": "Clustering", "SmallReviewPairClassification": "PairClassification",
+    "SmallBBCClassification": "Classification", "SmallReviewPolarityClassification": "Classification",
+    "SmallLeeSTS": "STS",
+}
+IN_DOMAIN = {"SmallBBCHeadlineRetrieval", "SmallBBCClassification", "SmallBBCClustering", "SmallLeeSTS"}
+CATEGORIES = ("Retrieval", "Reranking", "Clustering", "PairClassification", "Classification", "STS")
+PAPER_ARM = {"Baseline": "llama3.2-1b-baseline", "OnlyD2Q": "llama3.2-1b-onlyd2q", "OnlyQ2D": "llama3.2-1b-onlyq2d",
+             "Anchor": "llama3.2-1b-anchor"}
+
+
+# ---------------------------------------------------------------------------- numbers
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def cell(values: Sequence[float]) -> str:
+    mean, std = mean_std(values)
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.2f} ± {std:.2f} (n={len(values)})" if len(values) > 1 else f"{mean:.2f} (n=1)"
+
+
+def differs(a: Sequence[float], b: Sequence[float]) -> str:
+    """'+x.xx', '−x.xx' when the means differ by more than the larger spread, else 'no difference'."""
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    if math.isnan(ma) or math.isnan(mb):
+        return "–"
+    delta = ma - mb
+    if len(a) < 2 or len(b) < 2 or abs(delta) <= max(sa, sb):
+        return f"no difference ({delta:+.2f})"
+    return f"{delta:+.2f}"
+
+
+def average(scores: Mapping[str, float], tasks: Iterable[str] | None = None) -> float:
+    names = [t for t in (tasks if tasks is not None else scores) if t in scores]
+    return 100 * statistics.fmean(scores[t] for t in names) if names else math.nan
+
+
+def category_scores(scores: Mapping[str, float]) -> dict[str, float]:
+    out = {}
+    for category in CATEGORIES:
+        values = [100 * v for task, v in scores.items() if CATEGORY.get(task) == category]
+        out[category] = statistics.fmean(values) if values else math.nan
+    out["Average"] = average(scores)
+    out["In-domain"] = average(scores, IN_DOMAIN)
+    out["Out-of-domain"] = average(scores, set(CATEGORY) - IN_DOMAIN)
+    return out
+
+
+# ---------------------------------------------------------------------------- collecting
+class Results:
+    """The finished jobs' records, by job name."""
+
+    def __init__(self, executor: Any) -> None:
+        self.executor = executor
+        self.records = {job.name: executor.state(job.name) for job in executor.plan.jobs if executor.done(job)}
+
+    def scores(self, name: str) -> dict[str, float] | None:
+        record = self.records.get(name)
+        return None if record is None else record.get("scores")
+
+    def over_seeds(self, pattern: str, seeds: Sequence[int], value: Any) -> list[float]:
+        out = []
+        for seed in seeds:
+            record = self.records.get(pattern.format(seed=seed))
+            if record is not None:
+                result = value(record)
+                if result is not None and not math.isnan(result):
+                    out.append(result)
+        return out
+
+
+def _seeds(executor: Any) -> list[int]:
+    return sorted({job.seed for job in executor.plan.jobs if isinstance(job, Train)})
+
+
+def _curve_name(arm: str, step: int) -> str:
+    if step == 0:
+        return "SmolLM2-EOS@curve" if arm == "Baseline" else f"StageI-{arm}-s{{seed}}@curve"
+    return f"{arm}-s{{seed}}@{step}"
+
+
+def _curve_value(curve_tasks: Sequence[str]) -> Any:
+    return lambda record: average(record["scores"], curve_tasks)
+
+
+# ---------------------------------------------------------------------------- sections
+def references_table(results: Results) -> list[str]:
+    rows = [("all-MiniLM-L6-v2 (sentence-transformers)", "all-MiniLM-L6-v2"),
+            ("SmolLM2-135M-Instruct, untrained, EOS pooling", "SmolLM2-EOS"),
+            ("SmolLM2-135M-Instruct, untrained, mean pooling", "SmolLM2-mean")]
+    tasks = list(CATEGORY)
+    lines = ["| model | " + " | ".join(t.removeprefix("Small") for t in tasks) + " | in-domain | out-of-domain | all |",
+             "|---|" + "---:|" * (len(tasks) + 3)]
+    for label, name in rows:
+        scores = results.scores(name)
+        if scores is None:
+            lines.append(f"| {label} | " + " | ".join("–" for _ in tasks) + " | – | – | – |")
+            continue
+        cats = category_scores(scores)
+        lines.append(f"| {label} | " + " | ".join(f"{100 * scores[t]:.2f}" if t in scores else "–" for t in tasks)
+                     + f" | {cats['In-domain']:.2f} | {cats['Out-of-domain']:.2f} | {cats['Average']:.2f} |")
+    return lines
+
+
+def figure2_table(results: Results, seeds: Sequence[int], curve_tasks: Sequence[str]) -> tuple[list[str], dict]:
+    from llm2vec.reporting.paper_results import load_table
+
+    paper = load_table("table9").results
+    steps = list(range(0, STAGE_II_STEPS + 1, EVAL_EVERY))
+    series: dict[str, list[tuple[int, list[float]]]] = {}
+    header = "| step | " + " | ".join(FIGURE_2_ARMS) + " | Anchor − Baseline | paper: Baseline / Anchor (Llama-3.2-1B, subset) |"
+    lines = [header, "|---:|" + "---|" * (len(FIGURE_2_ARMS) + 2)]
+    for step in steps:
+        row = []
+        values_by_arm = {}
+        for arm in FIGURE_2_ARMS:
+            values = results.over_seeds(_curve_name(arm, step), seeds if step else seeds, _curve_value(curve_tasks))
+            if step == 0 and arm == "Baseline":
+                record = results.records.get("SmolLM2-EOS@curve")
+                values = [average(record["scores"], curve_tasks)] if record else []
+            values_by_arm[arm] = values
+            series.setdefault(arm, []).append((step, values))
+            row.append(cell(values))
+        reference = paper.get(PAPER_ARM["Baseline"], {}).get(str(step)), paper.get(PAPER_ARM["Anchor"], {}).get(str(step))
+        paper_cell = f"{reference[0]} / {reference[1]}" if reference[0] is not None else "–"
+        lines.append(f"| {step} | " + " | ".join(row) + f" | {differs(values_by_arm['Anchor'], values_by_arm['Baseline'])} | {paper_cell} |")
+    return lines, series
+
+
+def table3(results: Results, seeds: Sequence[int]) -> list[str]:
+    from llm2vec.reporting.paper_results import load_table
+
+    paper = load_table("table3").results
+    columns = (*CATEGORIES, "In-domain", "Out-of-domain", "Average")
+    lines = ["| arm (alpha) | " + " | ".join(columns) + " | paper Average (MTEB56) |",
+             "|---|" + "---|" * (len(columns) + 1)]
+    for arm, alpha in (("Baseline", "–"), ("OnlyD2Q", 0.0), ("OnlyQ2D", 1.0), ("Anchor", 0.2)):
+        name = f"{arm}-s{{seed}}@{STAGE_II_STEPS}"
+        cells = [cell(results.over_seeds(name, seeds, lambda r, c=c: category_scores(r["scores"])[c])) for c in columns]
+        lines.append(f"| {arm} ({alpha}) | " + " | ".join(cells) + f" | {paper[PAPER_ARM[arm]]['Average']} |")
+    return lines
+
+
+def table4(results: Results, seeds: Sequence[int]) -> list[str]:
+    from llm2vec.reporting.paper_results import load_table
+
+    paper = {row["alpha"]: row["Subset15"] for row in load_table("table4").results.values()}
+    lines = ["| alpha | arm | Average (all 9) | In-domain | Out-of-domain | paper (subset15) |", "|---:|---|---|---|---|---:|"]
+    for arm, alpha in sorted(ARMS.items(), key=lambda item: item[1]):
+        name = f"{arm}-s{{seed}}@{STAGE_II_STEPS}"
+        cells = [cell(results.over_seeds(name, seeds, lambda r, c=c: category_scores(r["scores"])[c]))
+                 for c in ("Average", "In-domain", "Out-of-domain")]
+        lines.append(f"| {alpha} | {arm} | " + " | ".join(cells) + f" | {paper.get(alpha, '–')} |")
+    return lines
+
+
+def table5(results: Results, seeds: Sequence[int]) -> list[str]:
+    from llm2vec.reporting.paper_results import load_table
+
+    paper = load_table("table5").results
+    lines = ["| run | Stage I steps | Stage II steps | Average (all 9) | training wall time | paper |",
+             "|---|---:|---:|---|---|---:|"]
+    long_steps = [results.records[f"Baseline-long-s{s}"]["steps"] for s in seeds if f"Baseline-long-s{s}" in results.records]
+    rows = [
+        ("Baseline", f"Baseline-s{{seed}}@{STAGE_II_STEPS}", 0, STAGE_II_STEPS, ["Baseline-s{seed}"], paper["llama3.2-1b-baseline"]["Subset15"]),
+        ("Baseline, trained on as long as Stage I took", "Baseline-long-s{seed}@final", 0,
+         "/".join(map(str, long_steps)) or "–", ["Baseline-long-s{seed}", "Baseline-s{seed}"], paper["llama3.2-1b-baseline-3000"]["Subset15"]),
+        ("Anchor (Stage I + Stage II)", f"Anchor-s{{seed}}@{STAGE_II_STEPS}", 100, STAGE_II_STEPS,
+         ["StageI-Anchor-s{seed}", "Anchor-s{seed}"], paper["llama3.2-1b-anchor"]["Subset15"]),
+    ]
+    for label, name, stage_one, stage_two, runs, reference in rows:
+        scores = results.over_seeds(name, seeds, lambda r: category_scores(r["scores"])["Average"])
+        wall = results.over_seeds(runs[0], seeds, lambda r: sum(
+            results.records.get(run.format(seed=r["job"]["seed"]), {}).get("train_seconds", math.nan) for run in runs) / 60)
+        lines.append(f"| {label} | {stage_one} | {stage_two} | {cell(scores)} | {cell(wall)} min | {reference} |")
+    return lines
+
+
+def diagnosis_table(results: Results, seeds: Sequence[int], curve_tasks: Sequence[str]) -> list[str]:
+    lines = ["| Stage II variant | loss at step 1 | loss at step 25 | loss at step %d | accuracy at %d | mean pairwise cosine | average (all 9) |" % (DIAGNOSIS_STEPS, DIAGNOSIS_STEPS),
+             "|---|---|---|---|---|---|---|"]
+    variants = [("Baseline (bf16, scale 50, EOS)", "Baseline-s{seed}", f"Baseline-s{{seed}}@{STAGE_II_STEPS}")]
+    variants += [(label, f"{label}-s{{seed}}", f"{label}-s{{seed}}@{DIAGNOSIS_STEPS}") for label in DIAGNOSES]
+    variants.append(("Anchor (bf16, scale 50, EOS)", "Anchor-s{seed}", f"Anchor-s{{seed}}@{STAGE_II_STEPS}"))
+    for label, run, evaluation in variants:
+        def loss_at(step: int, key: str = "loss") -> Any:
+            return lambda r: r["losses"].get(str(step), r["losses"].get(step, {})).get(key, math.nan)
+        cells = [cell(results.over_seeds(run, seeds, loss_at(step))) for step in (1, 25, DIAGNOSIS_STEPS)]
+        cells.append(cell(results.over_seeds(run, seeds, loss_at(DIAGNOSIS_STEPS, "accuracy"))))
+        cells.append(cell(results.over_seeds(evaluation, seeds, lambda r: r.get("mean_pairwise_cosine", math.nan))))
+        cells.append(cell(results.over_seeds(evaluation, seeds, lambda r: category_scores(r["scores"])["Average"])))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_figure2(series: Mapping[str, list[tuple[int, list[float]]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    for arm, points in series.items():
+        kept = [(step, values) for step, values in points if values]
+        if not kept:
+            continue
+        steps = [step for step, _ in kept]
+        means = [mean_std(values)[0] for _, values in kept]
+        stds = [mean_std(values)[1] for _, values in kept]
+        axis.plot(steps, means, marker="o", label=arm)
+        axis.fill_between(steps, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], alpha=0.2)
+    axis.set_xlabel("Stage II step")
+    axis.set_ylabel("curve tasks, mean main score × 100")
+    axis.set_title("SmolLM2-135M: Stage II from the base model (Baseline) or a Stage I model")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_report(executor: Any, docs: Path) -> None:
+    """Write docs/reproduction_small_results.md (tables), the Figure 2 plot and the raw numbers."""
+    results = Results(executor)
+    seeds = _seeds(executor)
+    curve = executor.settings.curve_tasks
+    figure2, series = figure2_table(results, seeds, curve)
+    plot_figure2(series, docs / "images" / "reproduction_small_figure2.png")
+    sections = {
+        "references": references_table(results), "figure2": figure2, "table3": table3(results, seeds),
+        "table4": table4(results, seeds), "table5": table5(results, seeds),
+        "diagnosis": diagnosis_table(results, seeds, curve),
+    }
+    text = ["<!-- written by examples/reproduce_small/run_reproduction.py --report; do not edit -->"]
+    for name, lines in sections.items():
+        text += ["", f"### {name}", "", *lines]
+    (docs / "reproduction_small_results.md").write_text("\n".join(text) + "\n")
+    (docs / "data").mkdir(exist_ok=True)
+    (docs / "data" / "reproduction_small_records.json").write_text(json.dumps(results.records, indent=1, default=str) + "\n")
+    finished = sum(1 for job in executor.plan.jobs if job.name in results.records)
+    print(f"{finished} of {len(executor.plan.jobs)} jobs finished; tables in {docs / 'reproduction_small_results.md'}")

@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""The paper's Figure 2 and Tables 3-5 in miniature, offline (``make reproduce-small``; hours on 2 cores).
+
+    python examples/reproduce_small/run_reproduction.py [--only PART ...] [--seeds 1 2 3] [--float32]
+        [--list] [--report]
+
+Prepares the models (SmolLM2-135M-Instruct, Qwen2.5-Coder-1.5B-Instruct, all-MiniLM-L6-v2) and the
+real-data suite, then runs the jobs of ``repro_small/plan.py`` in order: finished jobs are
+skipped, an interrupted training resumes from its newest complete checkpoint. ``--report`` writes
+the tables and plots of docs/reproduction_small.md from what has finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "examples" / "demo"))  # the demo's converter, readers and encoder
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see examples/demo/run_demo.py
+
+from repro_small import models  # noqa: E402
+from repro_small.jobs import Executor, Settings  # noqa: E402
+from repro_small.plan import PARTS, SEEDS, build_plan  # noqa: E402
+
+#: the tasks of the Figure 2 curves (every 25 steps); finals run on the whole suite
+CURVE_TASKS = ("SmallBBCHeadlineRetrieval", "SmallLeeSTS", "SmallBBCClustering")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=REPO / "cache" / "reproduce_small")
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--float32", action="store_true", help="train and evaluate in float32 (CPUs without fast bf16)")
+    parser.add_argument("--list", action="store_true", help="print the jobs and whether each is done, then stop")
+    parser.add_argument("--report", action="store_true", help="only write the tables and plots")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.chdir(REPO)
+    from repro_small.suite import build_suite
+
+    suite = build_suite(args.root / "suite")
+    model_dirs = {"smollm2": models.smollm2(REPO / "cache" / "models"), "minilm": models.minilm(REPO / "cache" / "models")}
+    if "qwen" in args.only:
+        model_dirs["qwen"] = models.qwen(REPO / "cache" / "models")
+    settings = Settings(
+        root=args.root, suite=suite, models=model_dirs, precision="float32" if args.float32 else "bfloat16",
+        eval_max_length=96, eval_doc_max_length=64, curve_tasks=CURVE_TASKS,
+    )
+    plan = build_plan(tuple(args.seeds))
+    executor = Executor(plan, settings)
+    jobs = plan.part(tuple(args.only))
+    if args.list:
+        for job in jobs:
+            print(f"{'done' if executor.done(job) else '    '}  {job.part:10s} {job.name}")
+        return 0
+    if not args.report:
+        executor.run(jobs)
+    from repro_small.report import write_report
+
+    write_report(executor, REPO / "docs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
