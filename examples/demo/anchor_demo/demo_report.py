@@ -60,6 +60,19 @@ def compare_arms(scores: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
 
 
 
+def table_caption(precision: Mapping[str, Any], machine: Mapping[str, Any], seeds: Sequence[int]) -> str:
+    """The line printed under the demo's table: what the numbers depend on beyond the code.
+
+    The scores move with the training precision and the CPU that chose it (docs/demo.md shows
+    both precisions and the spread over seeds), so the table carries them, not only summary.json.
+    """
+    training = "bf16 autocast" if precision.get("bf16") else "float32"
+    versions = ", ".join(f"{name} {machine[name]}" for name in ("torch", "transformers", "peft", "mteb") if machine.get(name))
+    return (f"Precision: {training} training, {precision.get('eval_dtype', 'float32')} evaluation "
+            f"({precision.get('reason', 'no reason recorded')}); seed {'/'.join(map(str, seeds))}; "
+            f"{machine.get('cpu', 'unknown CPU')}; {versions}.")
+
+
 def plot_demo_losses(
     stage_I_dir: Path, baseline_dir: Path, anchor_dir: Path, output: Path, sigma: float = 2.0
 ) -> Path:

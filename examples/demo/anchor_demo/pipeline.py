@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from anchor_demo.demo_evaluation import evaluate_model, has_complete_results
-from anchor_demo.demo_report import compare_arms, plot_demo_losses, training_info
+from anchor_demo.demo_report import compare_arms, plot_demo_losses, table_caption, training_info
 from anchor_demo.machine import detect_cpu_bf16, machine_info, machine_info_line
 from anchor_demo.run_files import (
     DemoError,
@@ -340,6 +340,11 @@ class _Demo:
                 overrides += ["--torch_dtype", "float32"]
         return overrides + list(cfg.train_overrides)
 
+    def training_seeds(self) -> list[int]:
+        """The seed of each training run, as it ran (config and overrides)."""
+        return sorted({int(effective_value(config_values(self.config.configs[run]), self.run_overrides(run), "seed"))
+                       for run in ("stage_I", "stage_II_baseline", "stage_II_anchor")})
+
     def train(self, run: str) -> None:
         cfg = self.config
         with self.step(run) as record:
@@ -494,8 +499,9 @@ class _Demo:
                 run = load_run(self.results_folder(arm), name=arm)
                 runs.append(RunScores(run.name, run.scores, run.skipped))
             table = make_report(runs, layout="categories", digits=2)
+            caption = table_caption(self.precision, machine_info(), self.training_seeds())
             cfg.table_path.parent.mkdir(parents=True, exist_ok=True)
-            cfg.table_path.write_text(table, encoding="utf-8")
+            cfg.table_path.write_text(f"{table.rstrip()}\n\n{caption}\n", encoding="utf-8")
             comparison = compare_arms({run.name: run.scores for run in runs})
 
             plot_path: Path | None = None
@@ -508,6 +514,7 @@ class _Demo:
                 self.log(f"  no loss plot: {error}")
 
             summary = self.summary(runs, table, comparison, plot_path)
+            summary["table_caption"] = caption
             write_json_atomic(cfg.summary_path, summary)
             record.detail = f"{cfg.summary_path}"
             self.say("")
@@ -515,6 +522,7 @@ class _Demo:
             self.say("Demo results: mteb main scores x 100 on the demo's local tasks")
             self.say("=" * 78)
             self.say(table.rstrip())
+            self.say(caption)
             self.say("")
             for line in comparison["lines"]:
                 self.say(line)

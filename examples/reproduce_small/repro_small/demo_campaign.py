@@ -11,6 +11,7 @@ pooling as a reference row. The demo's suite folder holds its training pairs and
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -18,13 +19,17 @@ from llm2vec.files import replace_folder, temporary_path
 from repro_small.plan import Evaluate, Plan, Train, _overrides
 
 DEMO_SEEDS = (42, 1, 2)
+#: seeds that run only the demo as shipped (Stage I, Baseline, Anchor): how often each arm trains
+MORE_SEEDS = (3, 4, 5, 6)
 #: (query, document) token limits for the out-of-domain tasks: the proxy suite's
 OOD_LENGTHS = (96, 64)
 DEMO_CONFIGS = Path("train_configs/demo")
 OOD_TASKS = ("SmallBBCHeadlineRetrieval", "SmallBBCClassification", "SmallReviewPlotRetrieval")
 DEMO_TASKS = ("DemoLeeNewsRetrieval", "DemoLeeSTS", "DemoMovieReviewPolarity", "DemoNewsgroupsClustering")
 FP32 = {"bf16": False, "torch_dtype": "float32"}
-#: Stage II settings: (name, Stage I setting it starts from, overrides); one change each
+#: Stage II settings: name -> (Stage I setting it starts from, overrides); one change each against
+#: the demo, then candidate configurations for a demo whose conclusion holds in both precisions,
+#: each run as the demo runs it with fast bf16 and without (``fp32-`` names)
 STAGE_II_SETTINGS = {
     "default": ("default", {}),
     "stageII-fp32": ("default", FP32),
@@ -32,13 +37,22 @@ STAGE_II_SETTINGS = {
     "fp32": ("fp32", FP32),
     "scale20": ("default", {"loss_scale": 20.0}),
     "lr1e-4": ("default", {"learning_rate": 1e-4}),
+    "lr2e-4": ("default", {"learning_rate": 2e-4}),
+    "fp32-lr2e-4": ("fp32", {**FP32, "learning_rate": 2e-4}),
+    "warmup10": ("default", {"warmup_steps": 10}),
+    "fp32-warmup10": ("fp32", {**FP32, "warmup_steps": 10}),
 }
 STAGE_I_SETTINGS = {"default": {}, "fp32": {"bf16": False}}
 #: Stage II settings whose models are also evaluated on the out-of-domain tasks, in both
 #: precisions (the float32 Baseline is ``stageII-fp32``: it has no Stage I)
 WITH_OOD = ("default", "fp32")
+#: the order of the campaign: the precision settings of every seed (they name the cause), then the
+#: out-of-domain scores, the shipped demo on MORE_SEEDS, the loss-scale and learning-rate
+#: settings, and the candidates
+SECONDARY = ("scale20", "lr1e-4")
+CANDIDATES = ("lr2e-4", "fp32-lr2e-4", "warmup10", "fp32-warmup10")
 #: the Baseline has no Stage I: only Stage II settings give a Baseline run
-BASELINE_SETTINGS = ("default", "stageII-fp32", "scale20", "lr1e-4")
+BASELINE_SETTINGS = ("default", "stageII-fp32", "scale20", "lr1e-4", *CANDIDATES)
 
 
 def build_demo_suite(root: Path, proxy_suite: Path, log=print) -> Path:
@@ -68,7 +82,7 @@ def build_demo_suite(root: Path, proxy_suite: Path, log=print) -> Path:
     return replace_folder(staging, target)
 
 
-def build_demo_plan(seeds: tuple[int, ...] = DEMO_SEEDS) -> Plan:
+def build_demo_plan(seeds: tuple[int, ...] = DEMO_SEEDS, more_seeds: tuple[int, ...] = MORE_SEEDS) -> Plan:
     """The controlled runs of issue 18 (part ``demo18``), seed by seed.
 
     The demo's tasks are scored at the demo's evaluation lengths (the settings'); the
@@ -106,4 +120,30 @@ def build_demo_plan(seeds: tuple[int, ...] = DEMO_SEEDS) -> Plan:
                 for arm, base in (("Baseline", "smollm2"), ("Anchor", f"demo-StageI-default-s{seed}")):
                     evaluate(f"demo-{arm}-default-s{seed}@final-fp32eval", base, f"demo-{arm}-default-s{seed}",
                              dtype="float32")
+    for seed in more_seeds:
+        stage_one = plan.add(Train(f"demo-StageI-default-s{seed}", part, "I", DEMO_CONFIGS / "stage_I_smollm2.json",
+                                   "smollm2", 20, 10, _overrides(seed=seed), seed))
+        evaluate(f"{stage_one.name}@final", stage_one.name, spread=True)
+        for arm, base in (("Baseline", "smollm2"), ("Anchor", stage_one.name)):
+            run = plan.add(Train(f"demo-{arm}-default-s{seed}", part, "II", DEMO_CONFIGS / f"stage_II_{arm.lower()}_smollm2.json",
+                                 base, 20, 10, _overrides(seed=seed), seed))
+            evaluate(f"{run.name}@final", base, run.name, spread=True)
+    # An interrupted campaign holds whole seeds of the main question (see SECONDARY); the order
+    # within each group stays seed by seed.
+    plan.jobs.sort(key=_phase)
     return plan
+
+
+def _phase(job: Evaluate | Train) -> int:
+    if any(f"-{setting}-s" in job.name for setting in CANDIDATES):
+        return 4
+    if any(f"-{setting}-s" in job.name for setting in SECONDARY):
+        return 3
+    if _seed(job.name) in MORE_SEEDS:
+        return 2
+    return 1 if job.name.endswith("-ood") else 0
+
+
+def _seed(name: str) -> int | None:
+    match = re.search(r"-s(\d+)(@|$)", name)
+    return int(match.group(1)) if match else None

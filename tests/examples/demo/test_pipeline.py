@@ -130,6 +130,13 @@ def test_first_run_does_every_step_and_writes_the_summary(first_run):
     assert config.loss_plot_path.is_file() and config.loss_plot_path.read_bytes()[:4] == b"\x89PNG"
     table = config.table_path.read_text()
     assert "TinySTS" in table and "Anchor" in table and "Average (2)" in table
+    # the caption names what the numbers depend on beyond the code, in the file and on screen
+    import transformers
+
+    caption = summary["table_caption"]
+    assert caption.startswith("Precision: float32 training, float32 evaluation") and "seed 42;" in caption
+    assert f"transformers {transformers.__version__}" in caption and "peft " in caption and "mteb " in caption
+    assert table.rstrip().endswith(caption) and caption in lines
     assert any(f"step {len(STEPS)}/{len(STEPS)}: report" in line for line in lines)
     assert any("Anchor − Baseline" in line for line in lines)
 

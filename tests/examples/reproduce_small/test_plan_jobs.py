@@ -131,6 +131,6 @@ def test_the_demo_table_shows_mean_spread_and_every_seed(tmp_path: Path) -> None
     rows = {line.split(" | ")[0].lstrip("| "): line for line in demo_table(Results(executor), (1, 2))}
     anchor = rows["Anchor (fp32)"].split(" | ")
     assert anchor[2] == "3.00 ± 0.00 (n=2)" and anchor[3] == "1.50 ± 0.71 (n=2)"
-    assert anchor[5] == "60.00 ± 14.14 (n=2)" and anchor[6] == "50.0 / 70.0" and anchor[7] == "10.00 ± 0.00 (n=2) |"
+    assert anchor[5] == "60.00 ± 14.14 (n=2)" and anchor[6] == "1: 50.0, 2: 70.0" and anchor[7] == "10.00 ± 0.00 (n=2) |"
     assert "| 25.00 |" in rows["Untrained, mean pooling"]
     assert rows["Baseline (default)"].count("–") >= 5  # nothing finished: shown as missing, not as zero
