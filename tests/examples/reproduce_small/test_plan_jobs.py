@@ -134,3 +134,23 @@ def test_the_demo_table_shows_mean_spread_and_every_seed(tmp_path: Path) -> None
     assert anchor[5] == "60.00 ± 14.14 (n=2)" and anchor[6] == "1: 50.0, 2: 70.0" and anchor[7] == "10.00 ± 0.00 (n=2) |"
     assert "| 25.00 |" in rows["Untrained, mean pooling"]
     assert rows["Baseline (default)"].count("–") >= 5  # nothing finished: shown as missing, not as zero
+
+
+def test_the_seeds_table_has_a_column_per_seed_and_leaves_unrun_seeds_empty(tmp_path: Path) -> None:
+    from repro_small.demo_campaign import DEMO_TASKS, build_demo_plan
+    from repro_small.report import Results
+    from repro_small.report_demo import seeds_table
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "manifest.json").write_text("{}")
+    executor = Executor(build_demo_plan((1, 2)), Settings(root=tmp_path, suite=suite, models={}), log=lambda _: None)
+    for seed, score in ((1, 0.3), (3, 0.6)):
+        name = f"demo-Baseline-default-s{seed}@final"
+        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
+        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(executor.by_name[name]),
+                                                         "scores": dict.fromkeys(DEMO_TASKS, score)}))
+    lines = seeds_table(Results(executor), (1, 2, 3))
+    assert lines[0] == "| arm | seed 1 | seed 2 | seed 3 | mean ± sd (n) |"
+    baseline = next(line for line in lines if line.startswith("| Baseline (bf16)"))
+    assert baseline == "| Baseline (bf16) | 30.00 |  | 60.00 | 45.00 ± 21.21 (n=2) |"
