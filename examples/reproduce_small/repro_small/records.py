@@ -15,7 +15,7 @@ from typing import Any
 
 from repro_small.demo_parts import DemoDataError
 
-__all__ = ["EvalTask", "SuiteDataError", "TrainFile", "task_spec"]
+__all__ = ["EvalTask", "SuiteDataError", "TrainFile", "retrieval_task", "task_spec"]
 
 
 class SuiteDataError(DemoDataError):
@@ -69,3 +69,15 @@ def task_spec(
     """A local task spec with the keys in a fixed order (so the written JSON is stable)."""
     spec = {"name": name, "type": task_type, "path": path, "instruction": instruction, "description": description}
     return {**spec, **options}
+
+
+def retrieval_task(
+    name: str, corpus: str, folder: str, instruction: str, description: str, queries: list[dict[str, Any]],
+    documents: list[dict[str, Any]], qrels: list[dict[str, Any]], notes: dict[str, Any],
+) -> EvalTask:
+    """A retrieval task in ``eval/<folder>/``: queries get the instruction, documents do not."""
+    files = {f"{folder}/queries.jsonl": queries, f"{folder}/corpus.jsonl": documents, f"{folder}/qrels.jsonl": qrels}
+    return EvalTask(
+        name, corpus, task_spec(name, "Retrieval", folder, instruction, description), files, len(queries),
+        instructed_texts=[q["text"] for q in queries], plain_texts=[d["text"] for d in documents], notes=notes,
+    )

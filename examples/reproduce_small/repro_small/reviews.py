@@ -22,7 +22,7 @@ from repro_small.config import SuiteConfig
 from repro_small.demo_parts import content_words, norm, rng, truncate_words
 from repro_small.grouping import Movie, movie_groups
 from repro_small.readers import ReviewRow
-from repro_small.records import EvalTask, SuiteDataError, task_spec
+from repro_small.records import EvalTask, SuiteDataError, retrieval_task, task_spec
 
 __all__ = ["EVAL_INSTRUCTIONS", "review_tasks"]
 
@@ -56,19 +56,11 @@ def _retrieval(
             qrels.append({"query-id": f"review:{movie.key}:{k}", "corpus-id": f"plot:{movie.key}", "score": 1})
     corpus_rows = [{"id": f"plot:{m.key}", "text": _plot(m, config)} for m in corpus]
     name = "SmallReviewPlotRetrieval"
-    spec = task_spec(
-        name, "Retrieval", "review_plot_retrieval", EVAL_INSTRUCTIONS[name],
+    return retrieval_task(
+        name, "rotten_tomatoes", "review_plot_retrieval", EVAL_INSTRUCTIONS[name],
         f"{_SOURCE}: {len(query_rows)} review snippets ({config.review_retrieval_per_movie} per movie, "
         f"{len(queried)} movies) -> the plot summary of their movie among {len(corpus_rows)} plots; nDCG@10.",
-    )  # fmt: skip
-    files = {
-        "review_plot_retrieval/queries.jsonl": query_rows,
-        "review_plot_retrieval/corpus.jsonl": corpus_rows,
-        "review_plot_retrieval/qrels.jsonl": qrels,
-    }
-    return EvalTask(
-        name, "rotten_tomatoes", spec, files, len(query_rows),
-        instructed_texts=[q["text"] for q in query_rows], plain_texts=[d["text"] for d in corpus_rows],
+        query_rows, corpus_rows, qrels,
         notes={"queries": len(query_rows), "movies": len(queried), "documents": len(corpus_rows)},
     )  # fmt: skip
 
