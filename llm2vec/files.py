@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")
@@ -84,3 +85,28 @@ def replace_folder(staged: str | os.PathLike, target: str | os.PathLike) -> Path
     os.replace(staged, target)
     shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+@contextmanager
+def staged_folder(target: str | os.PathLike, log: Callable[[str], object] | None = None) -> Iterator[Path]:
+    """An empty folder to build ``target`` in; it replaces ``target`` only when the block completes.
+
+    The folder is ``target``'s temporary name for this process. If the block raises, the folder
+    is removed and ``target`` stays as it was; a process killed inside the block leaves the
+    folder behind, and the next :func:`staged_folder` beside it removes it once that process is
+    gone (``log`` is told).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in remove_stale_temporaries(target.parent):
+        if log is not None:
+            log(f"removed {leftover}, left by an interrupted run")
+    staging = temporary_path(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replace_folder(staging, target)

@@ -56,3 +56,30 @@ def test_a_folder_is_replaced_whole_and_nothing_else_stays(tmp_path: Path) -> No
     fresh.mkdir()
     replace_folder(fresh, tmp_path / "absent")  # nothing to replace
     assert (tmp_path / "absent").is_dir()
+
+
+def test_a_staged_folder_replaces_the_target_only_when_its_block_completes(tmp_path: Path) -> None:
+    from llm2vec.files import staged_folder
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)
+    target = tmp_path / "built"
+    (tmp_path / f".built.{dead}.tmp").mkdir()  # a build killed half-way
+    (tmp_path / f".built.{dead}.tmp" / "part.txt").write_text("half")
+    messages: list[str] = []
+    with staged_folder(target, log=messages.append) as staging:
+        assert staging.is_dir() and not any(staging.iterdir()) and not target.exists()
+        (staging / "a.txt").write_text("first build")
+    assert [p.name for p in target.iterdir()] == ["a.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["built"]
+    assert len(messages) == 1 and f".built.{dead}.tmp" in messages[0]
+
+    with pytest.raises(RuntimeError, match="source changed"):
+        with staged_folder(target) as staging:
+            (staging / "b.txt").write_text("second build, broken")
+            raise RuntimeError("source changed")
+    assert [p.name for p in target.iterdir()] == ["a.txt"] and (target / "a.txt").read_text() == "first build"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["built"]
+
+    with staged_folder(target) as staging:
+        (staging / "c.txt").write_text("third build")
+    assert [p.name for p in target.iterdir()] == ["c.txt"]

