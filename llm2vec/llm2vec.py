@@ -8,9 +8,11 @@ hidden states. Every stage of the project (Stage I, Stage II, evaluation) goes t
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +22,26 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
-from llm2vec.model_config import LLM2VecConfig
-from llm2vec.model_sources import check_adapter_base, check_source, explain_load_error, write_adapter_base
+from llm2vec.checkpoint_origin import LLM2VEC_DEFAULTS, LoadChain, checkpoint_origin, resolve_chain, stored_settings
+from llm2vec.model_config import CONFIG_NAME, LLM2VecConfig
+from llm2vec.model_sources import (
+    ModelSourceError,
+    check_adapter_base,
+    check_source,
+    explain_load_error,
+    write_adapter_base,
+)
 from llm2vec.pooling import pool, position_ids_from_mask
-from llm2vec.prompts import get_template
+from llm2vec.prompts import get_template, llm2vec_template
 from llm2vec.tokenization import SEPARATOR
 from llm2vec.tokenization import EmbeddingTokenizer
 from llm2vec.weights import load_into, read_safetensors_folder
 
 _CONFIG_KEYS = {f.name for f in fields(LLM2VecConfig)}
+#: the settings llm2vec's constructor takes by keyword, in its order
+_LLM2VEC_CONSTRUCTOR_KEYS = ("pooling_mode", "max_length", "doc_max_length", "skip_instruction")
+
+logger = logging.getLogger(__name__)
 
 
 def _hf_loading_kwargs(hf_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +79,21 @@ def set_bidirectional_attention(model: nn.Module, bidirectional: bool = True) ->
     return switched
 
 
+class PreparedText(str):
+    """A text as ``prepare_for_tokenization`` wrapped it, remembering the text it wrapped."""
+
+    def __new__(cls, wrapped: str, unwrapped: str) -> PreparedText:
+        prepared = super().__new__(cls, wrapped)
+        prepared.unwrapped = unwrapped
+        return prepared
+
+
+def is_bidirectional(model: nn.Module) -> bool:
+    """Whether ``model``'s attention modules attend in both directions (``is_causal`` False)."""
+    flags = [m.is_causal for m in model.modules() if isinstance(getattr(m, "is_causal", None), bool)]
+    return bool(flags) and not any(flags)
+
+
 def _model_type(model: nn.Module) -> str | None:
     config = getattr(model, "config", None)
     return getattr(config, "model_type", None)
@@ -77,29 +105,56 @@ class LLM2Vec(nn.Module):
     Args:
         model: the transformer without its language-model head (``AutoModel``), possibly PEFT-wrapped.
         tokenizer: its tokenizer; padding is set to the left and a missing pad token to EOS.
-        config: pooling, lengths, template and the other settings saved in ``llm2vec_config.json``.
+        config: pooling, lengths, template and the other settings saved in ``llm2vec_config.json``;
+            without one, this project's defaults, and the attention ``model`` has now (a
+            bidirectional model stays bidirectional, as with llm2vec's constructor).
+        pooling_mode, max_length, doc_max_length, skip_instruction: llm2vec's constructor keywords
+            (``pooling_mode`` may also come third, as in llm2vec); they override ``config``.
     """
 
-    def __init__(self, model: nn.Module, tokenizer: Any, config: LLM2VecConfig) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        config: LLM2VecConfig | str | None = None,
+        max_length: int | None = None,
+        doc_max_length: int | None = None,
+        skip_instruction: bool | None = None,
+        *,
+        pooling_mode: str | None = None,
+    ) -> None:
         super().__init__()
+        if isinstance(config, str):  # llm2vec's LLM2Vec(model, tokenizer, "mean", ...)
+            if pooling_mode is not None:
+                raise TypeError("pooling_mode given twice: as the third argument and as a keyword")
+            config, pooling_mode = None, config
+        if config is None:
+            config = LLM2VecConfig(enable_bidirectional=is_bidirectional(model))
+        given = dict(zip(_LLM2VEC_CONSTRUCTOR_KEYS, (pooling_mode, max_length, doc_max_length, skip_instruction)))
+        config = replace(config, **{k: v for k, v in given.items() if v is not None})
         self.model = model
         self.tokenizer = tokenizer
         self.llm2vec_config = config
         #: the base model and adapters this encoder was loaded from (set by ``from_pretrained``)
         self.loaded_from: list[str] = []
         tokenizer.padding_side = "left"
-        if tokenizer.pad_token is None or config.release_compat:
-            # The release pads with EOS; its label masking relies on pad == eos.
+        if tokenizer.pad_token is None or config.release_compat or config.tokenization == "llm2vec":
+            # The release and llm2vec pad with EOS; the release's label masking relies on pad == eos.
             tokenizer.pad_token = tokenizer.eos_token
-        template = get_template(
-            "llama3" if config.release_compat else config.prompt_template,
-            _model_type(model),
-            tokenizer,
-            allow_missing_special_tokens=config.release_compat,
-        )
+        if config.tokenization == "llm2vec" and not config.release_compat:
+            name = getattr(getattr(model, "config", None), "_name_or_path", None)
+            template = llm2vec_template(name, config.pooling_mode, _model_type(model))
+        else:
+            template = get_template(
+                "llama3" if config.release_compat else config.prompt_template,
+                _model_type(model),
+                tokenizer,
+                allow_missing_special_tokens=config.release_compat,
+            )
         self.template = template
         self.embedding_tokenizer = EmbeddingTokenizer(
-            tokenizer, template, config.max_length, release_compat=config.release_compat
+            tokenizer, template, config.max_length,
+            llm2vec_style=config.release_compat or config.tokenization == "llm2vec",
         )
         # Always set, both ways: a checkpoint saved bidirectional stores is_causal=false in its config.
         set_bidirectional_attention(self.model, config.enable_bidirectional)
@@ -125,9 +180,14 @@ class LLM2Vec(nn.Module):
         Settings come, first found wins, from the explicit arguments, the last adapter's
         ``llm2vec_config.json``, the base checkpoint's, then the defaults (``eos_token`` pooling,
         ``max_length`` 512, ``doc_max_length`` 400, ``skip_instruction`` True, template detected).
+        A checkpoint made by McGill-NLP's llm2vec (see :mod:`llm2vec.checkpoint_origin`) gets
+        llm2vec's defaults instead (bidirectional attention, mean pooling, llm2vec's tokenization),
+        said once in the log and written into the next ``save``.
         Further keyword arguments that name ``LLM2VecConfig`` fields (``alpha``, ``release_compat``)
         are settings too; the rest (``dtype``, ``attn_implementation``, ``device_map``...) go to
-        transformers. ``peft_model_name_or_path`` may be a list: every adapter but the last is merged
+        transformers. ``base_model_name_or_path`` may be an adapter repository (llm2vec's MNTP
+        repositories): its adapter is applied, and merged, on the base it names.
+        ``peft_model_name_or_path`` may be a list: every adapter but the last is merged
         before the next is loaded; the last is merged too when ``merge_peft`` is set. An adapter
         that records another base than the one given is refused unless ``allow_base_mismatch``.
 
@@ -144,28 +204,43 @@ class LLM2Vec(nn.Module):
             "prompt_template": prompt_template,
         }
         explicit.update({k: kwargs.pop(k) for k in list(kwargs) if k in _CONFIG_KEYS})
-        adapters = cls._adapter_paths(peft_model_name_or_path)
-        sources = [str(base_model_name_or_path), *adapters]
         check_source(base_model_name_or_path, "base model")
-        for index, adapter in enumerate(adapters):
+        chain = resolve_chain(base_model_name_or_path, cls._adapter_paths(peft_model_name_or_path))
+        sources = chain.sources
+        for index, adapter in enumerate(chain.adapters):
             check_source(adapter, "adapter")
             check_adapter_base(adapter, sources[: index + 1], allow_base_mismatch)
-        config = cls.resolve_config(base_model_name_or_path, adapters, **explicit)
+        config, chosen = cls._resolve(chain, explicit)
+        if chosen:
+            logger.warning(
+                "%s was made by McGill-NLP's llm2vec (its llm2vec_config.json holds none of this project's settings); "
+                "using llm2vec's defaults where it says nothing: %s. Pass them to from_pretrained to choose otherwise; "
+                "save() writes them into llm2vec_config.json.",
+                " + ".join(sources), ", ".join(f"{k}={v!r}" for k, v in chosen.items()),
+            )
 
-        tokenizer = AutoTokenizer.from_pretrained(base_model_name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(chain.tokenizer_source)
         try:
-            model = cls._load_model(base_model_name_or_path, config, _hf_loading_kwargs(kwargs))
-            for index, adapter in enumerate(adapters):
+            model = cls._load_model(chain.base, config, _hf_loading_kwargs(kwargs))
+            if getattr(model, "_hf_peft_config_loaded", False):
+                raise ModelSourceError(
+                    f"{chain.base} loaded with an adapter already inside it; pass the adapter folder "
+                    "itself (its base is read from adapter_config.json) so that no adapter replaces another"
+                )
+            for index, adapter in enumerate(chain.adapters):
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, str(adapter))
-                if index < len(adapters) - 1 or merge_peft:
+                if index < len(chain.adapters) - 1 or merge_peft:
                     model = model.merge_and_unload()
         except Exception as error:
             explained = explain_load_error(error, sources)
             if explained is None:
                 raise
             raise explained from error
+        if config.tokenization == "llm2vec":
+            # llm2vec chooses its prompt format by this name, taken as llm2vec takes it
+            model.config._name_or_path = chain.name_or_path
         encoder = cls._from_loaded(model, tokenizer, config)
         encoder.loaded_from = sources
         return encoder
@@ -175,12 +250,25 @@ class LLM2Vec(nn.Module):
         base_model_name_or_path: str | os.PathLike, adapters: Sequence[str | os.PathLike] = (), **explicit: Any
     ) -> LLM2VecConfig:
         """The settings ``from_pretrained`` uses: ``explicit`` ones (None = not given), else the last
-        adapter's ``llm2vec_config.json``, the base's, then the defaults. Loads no weights."""
+        adapter's ``llm2vec_config.json``, the base's, then the defaults (llm2vec's for a checkpoint
+        of llm2vec, this project's otherwise). Loads no weights."""
+        chain = resolve_chain(base_model_name_or_path, [str(a) for a in adapters])
+        return LLM2Vec._resolve(chain, explicit)[0]
+
+    @staticmethod
+    def _resolve(chain: LoadChain, explicit: dict[str, Any]) -> tuple[LLM2VecConfig, dict[str, Any]]:
+        """The settings, and those chosen because the checkpoint comes from llm2vec."""
         settings: dict[str, Any] = {}
-        for source in [base_model_name_or_path, *adapters]:
-            settings.update(LLM2VecConfig.read_overrides(source if Path(source).is_dir() else None))
-        settings.update({k: v for k, v in explicit.items() if v is not None})
-        return LLM2VecConfig(**settings)
+        for source in chain.sources:
+            stored = stored_settings(source)
+            if stored is not None:
+                where = Path(source) / CONFIG_NAME if Path(source).is_dir() else f"{source}/{CONFIG_NAME}"
+                settings.update(LLM2VecConfig.checked(stored, where))
+        given = {k: v for k, v in explicit.items() if v is not None}
+        chosen: dict[str, Any] = {}
+        if checkpoint_origin(chain.sources) == "llm2vec":
+            chosen = {k: v for k, v in LLM2VEC_DEFAULTS.items() if k not in settings and k not in given}
+        return LLM2VecConfig(**{**chosen, **settings, **given}), chosen
 
     @staticmethod
     def _adapter_paths(peft: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
@@ -237,8 +325,18 @@ class LLM2Vec(nn.Module):
         self.model.activation_checkpointing_disable()
 
     # ------------------------------------------------------------------ encoding
+    def prepare_for_tokenization(self, text: str) -> str:
+        """``text`` wrapped in the prompt format (llm2vec's method of this name).
+
+        ``tokenize`` wraps texts itself; given what this method returned, it unwraps it first, so
+        llm2vec's ``tokenize([prepare_for_tokenization(t) for t in texts])`` wraps once.
+        """
+        content = text.strip() if self.template.strip_text else text
+        return PreparedText(self.template.prefix + content + self.embedding_tokenizer.suffix, text)
+
     def tokenize(self, texts: Sequence[str], text_max_length: int | None = None) -> dict[str, torch.Tensor]:
         """``input_ids``, ``attention_mask`` and ``embed_mask`` of left-padded, templated texts."""
+        texts = [t.unwrapped if isinstance(t, PreparedText) else t for t in texts]
         return self.embedding_tokenizer(texts, text_max_length=text_max_length)
 
     def hidden_states(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -251,29 +349,63 @@ class LLM2Vec(nn.Module):
         )
         return output.last_hidden_state
 
-    def embed(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pooled embeddings (batch, hidden) of tokenized features."""
+    def get_pooling(self, features: dict[str, torch.Tensor], last_hidden_states: torch.Tensor) -> torch.Tensor:
+        """Pool final hidden states (batch, length, hidden) of tokenized ``features`` (llm2vec's method)."""
         return pool(
-            self.hidden_states(features),
+            last_hidden_states,
             features["attention_mask"],
             features.get("embed_mask"),
             self.pooling_mode,
             self.skip_instruction,
         )
 
+    def embed(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled embeddings (batch, hidden) of tokenized features."""
+        return self.get_pooling(features, self.hidden_states(features))
+
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled embeddings (batch, hidden) of tokenized features (same as ``embed``)."""
         return self.embed(features)
 
-    @staticmethod
-    def _as_text(sentence: str | Sequence[str]) -> str:
+    def _as_text(self, sentence: str | Sequence[Any]) -> str:
+        """One input of ``encode`` as a text, its instruction (if any) before the separator.
+
+        A string may carry its instruction already (``"{instruction} " + SEPARATOR + text``, as the
+        evaluation writes it); a pair or triple is joined that way.
+        """
+        if isinstance(sentence, str):
+            instruction, separator, text = sentence.partition(SEPARATOR)
+            if not separator:
+                instruction, text = "", sentence
+        elif (len(sentence) == 2 or len(sentence) == 3 and isinstance(sentence[2], int)) and all(
+            isinstance(part, str) for part in sentence[:2]
+        ):
+            instruction, text = sentence[0], sentence[1]  # a triple's id is ignored, as llm2vec does
+        else:
+            raise ValueError(
+                f"expected a text, an [instruction, text] pair or an [instruction, text, id] triple, got {sentence!r}"
+            )
+        if self.llm2vec_config.tokenization == "llm2vec":
+            # llm2vec's _convert_to_str: it tests the instruction before stripping it
+            text = self._cut_words(text)
+            return f"{instruction.strip()} {SEPARATOR}{text}" if instruction else f"{SEPARATOR}{text}"
         if isinstance(sentence, str):
             return sentence
-        if len(sentence) != 2:
-            raise ValueError(f"expected a text or an [instruction, text] pair, got {sentence!r}")
-        instruction, text = sentence
         instruction = instruction.strip()
         return f"{instruction} {SEPARATOR}{text}" if instruction else f"{SEPARATOR}{text}"
+
+    def _cut_words(self, text: str) -> str:
+        """llm2vec's length cap: drop whole words, in proportion, until at most ``doc_max_length`` tokens remain."""
+        def count(value: str) -> int:
+            return len(self.tokenizer(value, add_special_tokens=False, truncation=True,
+                                      max_length=self.max_length)["input_ids"])
+
+        length = count(text)
+        while length > self.doc_max_length:
+            words = text.split()
+            text = " ".join(words[: int(len(words) * self.doc_max_length / length)])
+            length = count(text)
+        return text
 
     def encode(
         self,
@@ -284,13 +416,17 @@ class LLM2Vec(nn.Module):
         convert_to_tensor: bool = False,
         device: str | torch.device | None = None,
     ) -> torch.Tensor | np.ndarray:
-        """Embed texts or ``[instruction, text]`` pairs; float32, in input order.
+        """Embed texts, ``[instruction, text]`` pairs or ``[instruction, text, id]`` triples; float32, in input order.
 
         Texts are sorted by length so that batches hold texts of similar length; each text is cut
-        to ``doc_max_length`` tokens and each row to ``max_length``. Returns a tensor
-        (batch, hidden), or a numpy array with ``convert_to_numpy``; a single string gives one vector.
+        to ``doc_max_length`` tokens (whole words, as llm2vec does, under llm2vec's tokenization)
+        and each row to ``max_length``. Returns a tensor (batch, hidden), or a numpy array with
+        ``convert_to_numpy``; a single string or triple gives one vector.
         """
-        single = isinstance(sentences, str)
+        # One triple is one input, as in llm2vec; two strings are two texts, not a pair.
+        single = isinstance(sentences, str) or (
+            len(sentences) > 0 and isinstance(sentences[0], str) and isinstance(sentences[-1], int)
+        )
         texts = [self._as_text(s) for s in ([sentences] if single else sentences)]
         device = torch.device(device) if device is not None else self.device
         if device != self.device:
@@ -330,10 +466,14 @@ class LLM2Vec(nn.Module):
         self,
         output_path: str | os.PathLike,
         merge_before_save: bool = False,
+        save_config: bool = True,
         *,
         state_dict: dict[str, torch.Tensor] | None = None,
     ) -> Path:
         """Write weights (or the adapter), tokenizer and ``llm2vec_config.json`` to ``output_path``.
+
+        ``save_config=False`` leaves out ``llm2vec_config.json`` (as in llm2vec): the folder then
+        reloads with the defaults, not with this encoder's settings.
 
         With a PEFT adapter, only the adapter is written unless ``merge_before_save``, which merges
         it into the base weights (in place: this encoder keeps the merged weights) and writes those.
@@ -346,11 +486,24 @@ class LLM2Vec(nn.Module):
         if merge_before_save and hasattr(self.model, "merge_and_unload"):
             self.model = self.model.merge_and_unload()
         self._save_weights(output, self._strip_prefix(state_dict, "model."))
+        self._keep_llm2vec_name(output)
         self.tokenizer.save_pretrained(output)
-        self.llm2vec_config.save(output)
+        if save_config:
+            self.llm2vec_config.save(output)
         if hasattr(self.model, "peft_config") and self.loaded_from:
             write_adapter_base(output, self.loaded_from)
         return output
+
+    def _keep_llm2vec_name(self, output: Path) -> None:
+        # llm2vec's prompt format follows the model name, which transformers 4 wrote into config.json
+        # and transformers 5 does not: write it, so the saved model reloads with the same format.
+        path = output / "config.json"
+        name = getattr(getattr(self.model, "config", None), "_name_or_path", None)
+        if self.llm2vec_config.tokenization != "llm2vec" or not path.is_file() or name is None:
+            return
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        stored["_name_or_path"] = name
+        path.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     @staticmethod
     def _strip_prefix(state_dict: dict[str, torch.Tensor] | None, prefix: str) -> dict[str, torch.Tensor] | None:

@@ -12,6 +12,11 @@ from llm2vec.pooling import POOLING_MODES
 from llm2vec.prompts import TEMPLATES
 
 CONFIG_NAME = "llm2vec_config.json"
+#: how texts become token ids: this project's (``anchor``: the template around the text, the text's
+#: tokens cut to ``doc_max_length``, the template and EOS always kept) or McGill-NLP llm2vec's
+#: (``llm2vec``: its template chosen by model name, words cut to ``doc_max_length``, the whole row
+#: truncated from the right), which its published checkpoints were trained with
+TOKENIZATIONS = ("anchor", "llm2vec")
 
 
 def _positive_int(value: Any) -> bool:
@@ -36,6 +41,7 @@ _RULES: dict[str, tuple[Any, str]] = {
         "a number in [0, 1]",
     ),
     "release_compat": (_flag, "true or false"),
+    "tokenization": (lambda v: v in TOKENIZATIONS, f"one of {list(TOKENIZATIONS)}"),
 }
 
 
@@ -54,6 +60,7 @@ class LLM2VecConfig:
     prompt_template: str = "auto"
     alpha: float = 0.2
     release_compat: bool = False
+    tokenization: str = "anchor"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -85,12 +92,21 @@ class LLM2VecConfig:
             stored = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from error
+        return LLM2VecConfig.checked(stored, path)
+
+    @staticmethod
+    def checked(stored: dict[str, Any], where: str | os.PathLike) -> dict[str, Any]:
+        """``stored`` (a config read from ``where``) if every key is known and every value fits its rule.
+
+        Raises:
+            ValueError: naming ``where`` and the first unknown key or bad value.
+        """
         known = {f.name for f in fields(LLM2VecConfig)}
         unknown = sorted(set(stored) - known)
         if unknown:
-            raise ValueError(f"{path} has unknown keys {unknown}; known keys: {sorted(known)}")
+            raise ValueError(f"{where} has unknown keys {unknown}; known keys: {sorted(known)}")
         for name, value in stored.items():
             problem = LLM2VecConfig.problem_with(name, value)
             if problem is not None:
-                raise ValueError(f"{path}: {name} {problem}")
+                raise ValueError(f"{where}: {name} {problem}")
         return stored

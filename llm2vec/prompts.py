@@ -19,6 +19,9 @@ class PromptTemplate:
     name: str
     prefix: str
     suffix: str
+    #: strip the text's surrounding whitespace before wrapping it (llm2vec keeps it when it adds
+    #: neither a chat format nor an EOS)
+    strip_text: bool = True
 
     def resolve_suffix(self, tokenizer: Any) -> str:
         """The suffix with ``{eos}`` replaced by the tokenizer's EOS token."""
@@ -93,3 +96,35 @@ def get_template(
             "use prompt_template 'auto' or 'generic'"
         )
     return template
+
+
+#: llm2vec's chat formats, chosen by the exact model name (its ``prepare_for_tokenization``)
+_LLM2VEC_CHAT_FORMATS: dict[str, tuple[str, str]] = {
+    "mistralai/Mistral-7B-Instruct-v0.2": ("[INST] ", " [/INST]"),
+    "meta-llama/Llama-2-7b-chat-hf": ("[INST] ", " [/INST]"),
+    "google/gemma-2-9b-it": ("<bos><start_of_turn>user\n", "<end_of_turn>"),
+    "Qwen/Qwen2-1.5B-Instruct": ("<|im_start|>user\n", "<|im_end|>"),
+    "Qwen/Qwen2-7B-Instruct": ("<|im_start|>user\n", "<|im_end|>"),
+}
+#: the EOS text llm2vec appends for ``eos_token`` pooling, by config class (model type)
+_LLM2VEC_EOS = {"llama": " </s>", "mistral": " </s>", "gemma": "<eos>", "qwen2": "<|endoftext|>"}
+
+
+def llm2vec_template(name_or_path: str | None, pooling_mode: str, model_type: str | None) -> PromptTemplate:
+    """The wrapping McGill-NLP llm2vec applies to a text (its ``prepare_for_tokenization``).
+
+    llm2vec decides by the model's ``_name_or_path``: a few published models get their chat format,
+    Meta-Llama-3-8B-Instruct its own and nothing more; with ``eos_token`` pooling an EOS text chosen
+    by the config class follows. Any other model gets its text unchanged, surrounding whitespace
+    included. The strings are llm2vec's, literal: " </s>" is appended to a Llama-3 base model too.
+    """
+    name = name_or_path or ""
+    if name == "meta-llama/Meta-Llama-3-8B-Instruct":
+        return PromptTemplate("llm2vec", "<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>")
+    prefix, suffix = _LLM2VEC_CHAT_FORMATS.get(name, ("", ""))
+    wrapped = bool(prefix or suffix)
+    if pooling_mode == "eos_token":
+        eos = "<|end_of_text|>" if name == "meta-llama/Meta-Llama-3-8B" else _LLM2VEC_EOS.get(model_type or "")
+        if eos is not None:
+            return PromptTemplate("llm2vec", prefix, suffix + eos)
+    return PromptTemplate("llm2vec", prefix, suffix, strip_text=wrapped)

@@ -5,9 +5,10 @@ prompt template, tokenized, truncated so that only the text shrinks (the templat
 pooled EOS always survive), and left-padded. ``embed_mask`` marks the tokens after the separator:
 the text, the template's closing tokens and the EOS, as llm2vec defines it.
 
-``release_compat=True`` reproduces the authors' release instead: the formatted string is tokenized
-whole and truncated from the right (a long text loses its EOS), and ``embed_mask`` is the last
-``m`` positions of the padded row, ``m`` being the token count of the part after the separator.
+``llm2vec_style=True`` tokenizes as McGill-NLP llm2vec does, and the authors' release with it
+(``release_compat``, ``tokenization: llm2vec``): the formatted string is tokenized whole and
+truncated from the right (a long text loses its EOS), and ``embed_mask`` is the last ``m`` positions
+of the padded row, ``m`` being the token count of the part after the separator tokenized alone.
 """
 
 from __future__ import annotations
@@ -58,18 +59,18 @@ class EmbeddingTokenizer:
         tokenizer: a Hugging Face fast tokenizer.
         template: the prompt template to wrap texts in.
         max_length: the most tokens in a row, template and special tokens included.
-        release_compat: reproduce the release's tokenization (see the module docstring).
+        llm2vec_style: tokenize as llm2vec and the release do (see the module docstring).
     """
 
     def __init__(
-        self, tokenizer: Any, template: PromptTemplate, max_length: int, release_compat: bool = False
+        self, tokenizer: Any, template: PromptTemplate, max_length: int, llm2vec_style: bool = False
     ) -> None:
         if max_length < 1:
             raise ValueError(f"max_length must be positive, got {max_length}")
         self.tokenizer = tokenizer
         self.template = template
         self.max_length = max_length
-        self.release_compat = release_compat
+        self.llm2vec_style = llm2vec_style
         self.suffix = template.resolve_suffix(tokenizer)
         self.suffix_ids = tokenizer(self.suffix, add_special_tokens=False)["input_ids"]
         self.special_before, self.special_after = _special_tokens_around(tokenizer)
@@ -79,8 +80,8 @@ class EmbeddingTokenizer:
 
     def encode_text(self, text: str, text_max_length: int | None = None) -> EncodedText:
         """Token ids and embed span of one text; ``text_max_length`` caps the text's own tokens."""
-        if self.release_compat:
-            return self._encode_like_release(text)
+        if self.llm2vec_style:
+            return self._encode_like_llm2vec(text)
         instruction, body = _split_instruction(text)
         content = instruction + body
         lead = len(content) - len(content.lstrip())
@@ -105,15 +106,17 @@ class EmbeddingTokenizer:
         input_ids = self.special_before + ids[:n_fixed] + text_ids + self.suffix_ids + self.special_after
         return EncodedText(input_ids, len(text_ids) + len(self.suffix_ids) + len(self.special_after))
 
-    def _encode_like_release(self, text: str) -> EncodedText:
-        formatted = self.template.prefix + text.strip() + self.suffix
-        before, separator, after = formatted.partition(SEPARATOR)
+    def _encode_like_llm2vec(self, text: str) -> EncodedText:
+        # llm2vec's tokenize: every separator is dropped from the row; the span is the part between
+        # the first and a second separator (all that follows the first, in practice).
+        content = text.strip() if self.template.strip_text else text
+        parts = (self.template.prefix + content + self.suffix).split(SEPARATOR)
         input_ids = self.tokenizer(
-            before + after, add_special_tokens=True, truncation=True, max_length=self.max_length
+            "".join(parts), add_special_tokens=True, truncation=True, max_length=self.max_length
         )["input_ids"]
-        # Without a separator the release's embed mask is empty.
+        # Without a separator the embed mask is empty.
         after_ids = self.tokenizer(
-            after if separator else "", add_special_tokens=False, truncation=True, max_length=self.max_length
+            parts[1] if len(parts) > 1 else "", add_special_tokens=False, truncation=True, max_length=self.max_length
         )["input_ids"]
         return EncodedText(input_ids, len(after_ids))
 
@@ -129,8 +132,8 @@ class EmbeddingTokenizer:
             input_ids[i, width - n :] = torch.tensor(row.input_ids, dtype=torch.long)
             attention_mask[i, width - n :] = 1
             if row.embed_count > 0:
-                # In release_compat the count may exceed the row (right truncation): like the release,
-                # the span then reaches into the left padding.
+                # In llm2vec style the count may exceed the row (right truncation): as in llm2vec and
+                # the release, the span then reaches into the left padding.
                 embed_mask[i, width - min(row.embed_count, width) :] = 1
         return {"input_ids": input_ids, "attention_mask": attention_mask, "embed_mask": embed_mask}
 

@@ -17,6 +17,7 @@ from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from llm2vec.testing.tiny_data import write_tiny_pairs_dir  # noqa: E402
 from llm2vec.testing.tiny_models import FAMILIES, save_tiny_checkpoint  # noqa: E402
@@ -88,3 +89,13 @@ def tiny_family_dir(request: pytest.FixtureRequest, tiny_checkpoint_dir: Callabl
 def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """E5-format folder (allnli, nq, quora_duplicates, squad; 64 lines each, with negatives)."""
     return write_tiny_pairs_dir(tmp_path_factory.mktemp("tiny_data") / "e5", seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: tiny matrices gain nothing from threads, and spinning threads
+    are very slow on a busy machine. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,10 +17,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "llm2vec"
 #: layer -> the module names (or dotted prefixes) that make it up
 LAYERS = {
     "base": ("pooling", "prompts", "tokenization", "model_config", "weights", "packing", "files", "fingerprint",
-             "model_sources"),
+             "model_sources", "checkpoint_origin"),
     "loss": ("loss",),
     "dataset": ("dataset",),
-    "models": ("llm2vec", "llm2vec_q2d_d2q", "llm2vec_contrastive"),
+    "models": ("llm2vec", "llm2vec_q2d_d2q", "llm2vec_contrastive", "models"),
     "training": ("training",),
     "evaluation": ("evaluation",),
     "reporting": ("reporting",),

@@ -31,13 +31,7 @@ OTHERS = [
 LONG_TEXT = " ".join(["the quick brown fox jumps over the lazy dog near the river bank"] * 12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The tiny matrices gain nothing from threads, and spinning threads are very slow on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def encode(model: LLM2Vec, texts, **kwargs):

@@ -21,6 +21,7 @@ BAD_VALUES = {
     "prompt_template": ["llama2", "", None],
     "alpha": [-0.1, 1.5, True, "0.2", None],
     "release_compat": [1, "no"],
+    "tokenization": ["release", "", None, True],
 }
 
 

@@ -212,6 +212,15 @@ def _set_aside(path: Path) -> Path:
     return aside
 
 
+def _fingerprinted_settings(settings: Any) -> dict[str, Any]:
+    # Settings added after results were cached are left out at their default, so that adding one
+    # does not make every cached evaluation stale.
+    fields = asdict(settings)
+    if fields.get("tokenization") == "anchor":
+        del fields["tokenization"]
+    return fields
+
+
 def evaluation_fingerprint(
     base_model_name_or_path: str | os.PathLike,
     peft_model_name_or_path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
@@ -241,7 +250,7 @@ def evaluation_fingerprint(
     parts = {
         "sources": [str(base_model_name_or_path), *adapters],
         "weights": chain_fingerprint([base_model_name_or_path, *adapters]),
-        "settings": asdict(settings),
+        "settings": _fingerprinted_settings(settings),
         "dtype": dtype,
         "attn_implementation": attn_implementation or "default",
         "instructions": file_digest(instructions),

@@ -15,6 +15,7 @@ from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from llm2vec.export import ExportError, export_sentence_transformers  # noqa: E402
 from llm2vec.llm2vec import LLM2Vec  # noqa: E402
+from llm2vec.model_config import LLM2VecConfig  # noqa: E402
 
 STS = "Retrieve semantically similar text:"
 NQ = "Given a question, retrieve Wikipedia passages that answer the question:"
@@ -81,6 +82,7 @@ def test_lora_adapter_is_merged(tiny_qwen_dir: Path, tmp_path: Path) -> None:
     base = AutoModel.from_pretrained(tiny_qwen_dir, dtype=torch.float32)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False)
     get_peft_model(base, lora).save_pretrained(adapter_dir)
+    LLM2VecConfig().save(adapter_dir)  # this project's adapter (without settings it would be taken for llm2vec's)
 
     encoder = LLM2Vec.from_pretrained(tiny_qwen_dir, peft_model_name_or_path=adapter_dir, dtype=torch.float32, **LENGTHS)
     plain = _l2v_encode(encoder, CLEAN_TEXTS + [LONG_TEXT])  # computed through the unmerged adapter
