@@ -13,6 +13,8 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
+from llm2vec.training.legacy_keys import translate_legacy_keys
+
 
 class ConfigError(ValueError):
     """A training config or override that cannot be used; the message names the file and key."""
@@ -132,6 +134,11 @@ def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = N
         raise ConfigError("usage: SCRIPT CONFIG.json [--key value ...]")
     path, overrides = argv[0], parse_overrides(argv[1:])
     from_file = load_config_dict(path)
+    try:
+        from_file = translate_legacy_keys(from_file, str(path))
+        overrides = translate_legacy_keys(overrides, "the command line")
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     known = {name for dtype in dataclass_types for name in dtype.__dataclass_fields__}
     for source, values in ((path, from_file), ("the command line", overrides)):
         unknown = sorted(set(values) - known)

@@ -14,7 +14,7 @@ from tests.helpers import TINY_STAGE_I_CONFIG, TRAIN_CONFIGS, write_config_varia
 
 @pytest.mark.parametrize(
     "key, value",
-    [("save_safetensors", True), ("lora_r", 16)],  # save_safetensors: gone in transformers 5; lora_r: Stage II only
+    [("lerning_rate", 1e-4), ("lora_r", 16)],  # a misspelling; lora_r: Stage II only
 )
 def test_unknown_key_in_file_names_key_and_file(tmp_path: Path, key: str, value: object) -> None:
     path = write_config_variant(tmp_path, TINY_STAGE_I_CONFIG, **{key: value})
@@ -71,3 +71,28 @@ def test_invalid_json_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_config_file_raises(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         parse_config(STAGE_I_CONFIG_TYPES, [str(tmp_path / "absent.json")])
+
+
+def test_keys_transformers_5_removed_are_translated_with_a_message(tmp_path: Path, caplog) -> None:
+    # llm2vec's MNTP configs write evaluation_strategy; older configs no_cuda, save_safetensors, logging_dir
+    path = write_config_variant(tmp_path, TINY_STAGE_I_CONFIG, evaluation_strategy="no", save_safetensors=True,
+                                logging_dir="runs/x", per_gpu_eval_batch_size=3)
+    with caplog.at_level("WARNING", logger="llm2vec.training.legacy_keys"):
+        *_, training = parse_config(STAGE_I_CONFIG_TYPES, [str(path), "--no_cuda", "true"])
+    assert training.eval_strategy == "no" and training.per_device_eval_batch_size == 3 and training.use_cpu
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    for line in (f"{path}: evaluation_strategy is called eval_strategy", f"{path}: save_safetensors=True",
+                 f"{path}: logging_dir='runs/x'", "the command line: no_cuda is called use_cpu"):
+        assert line in said
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"save_safetensors": False}, "save_safetensors=False cannot be honoured"),
+     ({"evaluation_strategy": "no", "eval_strategy": "no"}, "evaluation_strategy and eval_strategy are the same setting")],
+)
+def test_a_removed_key_that_cannot_be_honoured_is_an_error(tmp_path: Path, changes: dict, message: str) -> None:
+    path = write_config_variant(tmp_path, TINY_STAGE_I_CONFIG, **changes)
+    with pytest.raises(ConfigError, match=message) as raised:
+        parse_config(STAGE_I_CONFIG_TYPES, [str(path)])
+    assert str(path) in str(raised.value)
