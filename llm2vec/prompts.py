@@ -44,9 +44,16 @@ TEMPLATES: dict[str, PromptTemplate] = {
     "chatml": PromptTemplate("chatml", "<|im_start|>user\n", "<|im_end|>"),
     # llm2vec's Mistral-Instruct format, for Mistral models whose chat template uses [INST].
     "mistral": PromptTemplate("mistral", "[INST] ", " [/INST]{eos}"),
+    # Gemma-2/3 instruct models; pooled token <end_of_turn>, which closes a turn as <|eot_id|> does.
+    "gemma": PromptTemplate("gemma", "<start_of_turn>user\n", "<end_of_turn>"),
+    # Phi-3/3.5 instruct models; pooled token <|end|>, the end of a turn.
+    "phi3": PromptTemplate("phi3", "<|user|>\n", "<|end|>"),
     # Base models (Mistral-7B-v0.1 among them): the text and the tokenizer's EOS, as llm2vec does.
     "generic": PromptTemplate("generic", "", "{eos}"),
 }
+#: the special tokens of each chat format, which a tokenizer must know for the format to apply
+_FORMAT_TOKENS = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|im_start|>", "<|im_end|>",
+                  "<|endoftext|>", "<start_of_turn>", "<end_of_turn>", "<|user|>", "<|end|>")
 
 
 def _has_tokens(tokenizer: Any, tokens: list[str]) -> bool:
@@ -63,7 +70,12 @@ def detect_template_name(model_type: str | None, tokenizer: Any) -> str:
     if _has_tokens(tokenizer, ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]):
         return "llama3"
     if _has_tokens(tokenizer, ["<|im_start|>", "<|im_end|>"]):
-        return "qwen2" if model_type == "qwen2" and _has_tokens(tokenizer, ["<|endoftext|>"]) else "chatml"
+        qwen = model_type in ("qwen2", "qwen3") and _has_tokens(tokenizer, ["<|endoftext|>"])
+        return "qwen2" if qwen else "chatml"
+    if _has_tokens(tokenizer, ["<start_of_turn>", "<end_of_turn>"]):
+        return "gemma"
+    if _has_tokens(tokenizer, ["<|user|>", "<|end|>"]):
+        return "phi3"
     if model_type == "mistral" and "[INST]" in (getattr(tokenizer, "chat_template", None) or ""):
         return "mistral"
     # Base models (Mistral-7B-v0.1 among them) have no chat format: text + EOS, as llm2vec does.
@@ -88,8 +100,7 @@ def get_template(
             f"unknown prompt_template '{name}'; choose one of {sorted(TEMPLATES)} or 'auto'"
         )
     template = TEMPLATES[name]
-    special = [t for t in ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|im_start|>",
-                           "<|im_end|>", "<|endoftext|>") if t in template.prefix + template.suffix]
+    special = [t for t in _FORMAT_TOKENS if t in template.prefix + template.suffix]
     if special and not allow_missing_special_tokens and not _has_tokens(tokenizer, special):
         raise ValueError(
             f"prompt_template '{name}' needs the special tokens {special}, which this tokenizer lacks; "

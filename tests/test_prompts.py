@@ -137,4 +137,33 @@ def test_template_strings() -> None:
     assert TEMPLATES["qwen2"].suffix == "<|im_end|><|endoftext|>"
     assert TEMPLATES["chatml"].prefix == "<|im_start|>user\n"
     assert TEMPLATES["mistral"].prefix == "[INST] "
-    assert set(TEMPLATES) == {"llama3", "qwen2", "chatml", "mistral", "generic"}
+    assert TEMPLATES["gemma"].prefix == "<start_of_turn>user\n" and TEMPLATES["gemma"].suffix == "<end_of_turn>"
+    assert TEMPLATES["phi3"].prefix == "<|user|>\n" and TEMPLATES["phi3"].suffix == "<|end|>"
+    assert set(TEMPLATES) == {"llama3", "qwen2", "chatml", "mistral", "gemma", "phi3", "generic"}
+
+
+@pytest.mark.parametrize(
+    ("tokens", "model_type", "expected"),
+    [
+        (["<start_of_turn>", "<end_of_turn>"], "gemma2", "gemma"),
+        (["<start_of_turn>", "<end_of_turn>"], "gemma3_text", "gemma"),
+        (["<|user|>", "<|assistant|>", "<|end|>", "<|endoftext|>"], "phi3", "phi3"),
+        (["<|im_start|>", "<|im_end|>", "<|endoftext|>"], "qwen3", "qwen2"),
+    ],
+)
+def test_gemma_phi3_and_qwen3_chat_formats_are_detected(tokens, model_type, expected, tiny_mistral_dir: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_mistral_dir)  # no chat tokens of its own
+    assert detect_template_name(model_type, tokenizer) == "generic"
+    tokenizer.add_special_tokens({"additional_special_tokens": tokens})
+    assert detect_template_name(model_type, tokenizer) == expected
+    template = get_template(None, model_type, tokenizer)
+    # the pooled token ends the suffix and is one token of the vocabulary
+    suffix_ids = tokenizer(template.resolve_suffix(tokenizer), add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(suffix_ids[-1:]) == [{"gemma": "<end_of_turn>", "phi3": "<|end|>",
+                                                                "qwen2": "<|endoftext|>"}[expected]]
+
+
+def test_gemma_and_phi3_formats_need_their_tokens(tokenizers: dict) -> None:
+    for name in ("gemma", "phi3"):
+        with pytest.raises(ValueError, match="special tokens"):
+            get_template(name, "llama", tokenizers["mistral"])
