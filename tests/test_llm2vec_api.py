@@ -106,3 +106,21 @@ def test_bi_model_names_load_bidirectional_weights(family: str, tiny_checkpoint_
         assert torch.equal(bidirectional, causal(input_ids=ids).last_hidden_state)
     mntp = getattr(models, f"{name}BiForMNTP").from_pretrained(path)
     assert is_bidirectional(mntp) and mntp.lm_head is not None
+
+
+@pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3"])
+def test_the_bidirectional_switch_reaches_every_family(model_type: str) -> None:
+    from transformers import AutoConfig
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(model_type, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, head_dim=8, vocab_size=100,
+                                  pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    model = AutoModel.from_config(config).eval()
+    ids = torch.tensor([[3, 4, 5, 6, 7]])
+    with torch.no_grad():
+        causal = model(input_ids=ids).last_hidden_state
+        assert set_bidirectional_attention(model, True) > 0 and is_bidirectional(model)
+        bidirectional = model(input_ids=ids).last_hidden_state
+    # the first token now sees the ones after it
+    assert (causal[0, 0] - bidirectional[0, 0]).abs().max() > 1e-3
