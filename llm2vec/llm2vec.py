@@ -142,8 +142,11 @@ class LLM2Vec(nn.Module):
             # The release and llm2vec pad with EOS; the release's label masking relies on pad == eos.
             tokenizer.pad_token = tokenizer.eos_token
         if config.tokenization == "llm2vec" and not config.release_compat:
-            name = getattr(getattr(model, "config", None), "_name_or_path", None)
-            template = llm2vec_template(name, config.pooling_mode, _model_type(model))
+            if config.llm2vec_model_name is None:  # recorded, so that a save keeps the format
+                name = getattr(getattr(model, "config", None), "_name_or_path", None)
+                config = replace(config, llm2vec_model_name=str(name or ""))
+            self.llm2vec_config = config
+            template = llm2vec_template(config.llm2vec_model_name, config.pooling_mode, _model_type(model))
         else:
             template = get_template(
                 "llama3" if config.release_compat else config.prompt_template,

@@ -42,6 +42,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     ),
     "release_compat": (_flag, "true or false"),
     "tokenization": (lambda v: v in TOKENIZATIONS, f"one of {list(TOKENIZATIONS)}"),
+    "llm2vec_model_name": (lambda v: v is None or isinstance(v, str), "null or a model name"),
 }
 
 
@@ -61,6 +62,9 @@ class LLM2VecConfig:
     alpha: float = 0.2
     release_compat: bool = False
     tokenization: str = "anchor"
+    #: the model name that chooses llm2vec's prompt format (``tokenization: llm2vec``); null: the
+    #: loaded model's, as llm2vec takes it. Recorded at load, so a checkpoint keeps its format.
+    llm2vec_model_name: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):

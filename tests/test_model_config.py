@@ -22,6 +22,7 @@ BAD_VALUES = {
     "alpha": [-0.1, 1.5, True, "0.2", None],
     "release_compat": [1, "no"],
     "tokenization": ["release", "", None, True],
+    "llm2vec_model_name": [1, True, ["a"]],
 }
 
 

@@ -216,8 +216,9 @@ def _fingerprinted_settings(settings: Any) -> dict[str, Any]:
     # Settings added after results were cached are left out at their default, so that adding one
     # does not make every cached evaluation stale.
     fields = asdict(settings)
-    if fields.get("tokenization") == "anchor":
-        del fields["tokenization"]
+    for name, default in (("tokenization", "anchor"), ("llm2vec_model_name", None)):
+        if name in fields and fields[name] == default:
+            del fields[name]
     return fields
 
 

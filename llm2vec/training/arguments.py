@@ -49,6 +49,10 @@ class ModelArguments:
         default=_ENCODER.prompt_template,
         metadata={"help": "llama3, qwen2, chatml, mistral, generic or auto (from the model)."},
     )
+    tokenization: str | None = field(
+        default=None,
+        metadata={"help": "anchor (this project's) or llm2vec (McGill-NLP llm2vec's); unset: from the checkpoint."},
+    )
     torch_dtype: str | None = field(
         default=None, metadata={"help": "Weights dtype: bfloat16, float16, float32 or auto (checkpoint's)."}
     )
@@ -61,6 +65,8 @@ class ModelArguments:
         _check("pooling_mode", "pooling_mode", self.pooling_mode)
         _check("max_seq_length", "max_length", self.max_seq_length)
         _check("prompt_template", "prompt_template", self.prompt_template)
+        if self.tokenization is not None:
+            _check("tokenization", "tokenization", self.tokenization)
 
 
 @dataclass

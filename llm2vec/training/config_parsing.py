@@ -7,7 +7,7 @@ import json
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +122,13 @@ def load_config_dict(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple[Any, ...]:
+def parse_config(
+    dataclass_types: Sequence[type], argv: Sequence[str] | None = None, defaults: Mapping[str, Any] | None = None
+) -> tuple[Any, ...]:
     """Parse ``CONFIG.json [--key value ...]`` into instances of ``dataclass_types``.
 
-    Overrides replace the config's values. Unknown keys and values of the wrong type, in the file
+    Overrides replace the config's values; ``defaults`` (an entry point's own) fill keys that
+    neither sets, in place of the dataclasses' defaults. Unknown keys and values of the wrong type, in the file
     or on the command line, are errors that name the key and where it came from; the dataclasses'
     own validation (e.g. TrainingArguments, the settings' rules) still runs.
     """
@@ -147,7 +150,7 @@ def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = N
                 f"unknown key(s) {unknown} in {source}; every key must be a field of "
                 f"{', '.join(d.__name__ for d in dataclass_types)} (see docs/configs.md)"
             )
-    config = {}
+    config = dict(check_value_types(dataclass_types, dict(defaults or {})))
     for source, values in ((path, from_file), ("the command line", overrides)):
         try:
             config.update(check_value_types(dataclass_types, values))

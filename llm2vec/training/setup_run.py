@@ -52,6 +52,8 @@ def encoder_loading_kwargs(model_args: ModelArguments) -> dict[str, Any]:
         "prompt_template": model_args.prompt_template,
         "attn_implementation": resolve_attn_implementation(model_args.attn_implementation),
     }
+    if model_args.tokenization is not None:
+        kwargs["tokenization"] = model_args.tokenization
     if model_args.torch_dtype is not None:
         kwargs["dtype"] = model_args.torch_dtype
     return kwargs
