@@ -12,8 +12,9 @@ from llm2vec.dataset.e5 import E5Dataset
 from llm2vec.dataset.jsonl_pairs import JsonlPairsDataset
 from llm2vec.dataset.jsonl_reader import DatasetError, DatasetNotFoundError
 from llm2vec.dataset.task_chunked import TrainSample
+from llm2vec.dataset.text_lines import TextLinesDataset, check_text_options
 
-DATASET_NAMES = ("E5", "jsonl")
+DATASET_NAMES = ("E5", "jsonl", "text", "Wiki1M")
 """Valid values of ``dataset_name`` (matched case-insensitively)."""
 
 
@@ -51,7 +52,8 @@ def load_train_dataset(
     """Return the training dataset for a config.
 
     Args:
-        dataset_name: ``"E5"`` (the echo-embeddings mixture) or ``"jsonl"`` (own pairs),
+        dataset_name: ``"E5"`` (the echo-embeddings mixture), ``"jsonl"`` (own pairs) or
+            ``"text"``/``"Wiki1M"`` (sentences, one per line, each its own positive: SimCSE),
             case-insensitive.
         dataset_file_path: the E5 data directory, or a JSONL file or directory of JSONL files.
         per_device_batch_size: samples per micro-batch on one device.
@@ -93,6 +95,9 @@ def load_train_dataset(
             default_instruction=default_instruction,
             require_negatives=require_negatives,
         )
+    if kind in ("text", "wiki1m"):
+        check_text_options(files, require_negatives, default_instruction)
+        return TextLinesDataset(dataset_file_path, per_device_batch_size, world_size=world_size, seed=seed)
     raise DatasetError(
         f"Unknown dataset_name {dataset_name!r}; valid names are: {', '.join(DATASET_NAMES)} "
         "(case-insensitive)"

@@ -124,8 +124,19 @@ class StageIIArguments:
         default=False,
         metadata={"help": "Also write the base with the adapter merged in to <output_dir>/merged at the end."},
     )
+    simcse_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Attention dropout while training (llm2vec's SimCSE: the two copies of a sentence differ by "
+            "it); null keeps the model's own (0 for the paper's models)."
+        },
+    )
 
     def __post_init__(self) -> None:
+        dropout = self.simcse_dropout
+        if dropout is not None and (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
+                                    or not 0 <= dropout < 1):
+            raise ValueError(f"simcse_dropout must be a number in [0, 1) or null, got {dropout!r}")
         problem = scale_problem(self.loss_scale)
         if problem is not None:
             raise ValueError(f"loss_scale {problem}")

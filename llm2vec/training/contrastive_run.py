@@ -2,7 +2,8 @@
 
 The model is loaded (a base or a Stage I output, with ``peft_model_name_or_path`` merged in),
 a fresh LoRA adapter is added (or every weight is trained), and the InfoNCE loss with in-batch
-and hard negatives is minimised. Entry points differ only in the defaults they give keys that
+and hard negatives is minimised; llm2vec's unsupervised SimCSE is the same run on sentences paired
+with themselves, without hard negatives, with attention dropout. Entry points differ only in the defaults they give keys that
 their configs leave out (:func:`run_contrastive`'s ``defaults``).
 """
 
@@ -27,8 +28,13 @@ logger = logging.getLogger(__name__)
 MERGED_DIR_NAME = "merged"
 
 
-def run_contrastive(argv: Sequence[str] | None = None, defaults: Mapping[str, Any] | None = None) -> None:
-    """Train from ``CONFIG.json [--key value ...]``; ``defaults`` fill keys the config does not set."""
+def run_contrastive(
+    argv: Sequence[str] | None = None, defaults: Mapping[str, Any] | None = None, hard_negatives: bool = True
+) -> None:
+    """Train from ``CONFIG.json [--key value ...]``; ``defaults`` fill keys the config does not set.
+
+    ``hard_negatives=False`` trains on in-batch negatives only (the data need none: SimCSE).
+    """
     model_args, data_args, stage_args, lora_settings, training_args = parse_config(
         STAGE_II_CONFIG_TYPES, argv, defaults=defaults
     )
@@ -41,6 +47,7 @@ def run_contrastive(argv: Sequence[str] | None = None, defaults: Mapping[str, An
             peft_model_name_or_path=model_args.peft_model_name_or_path,
             merge_peft=True,
             **encoder_loading_kwargs(model_args),
+            **({} if stage_args.simcse_dropout is None else {"attention_dropout": stage_args.simcse_dropout}),
         )
         model.loss_scale = stage_args.loss_scale
         model.gradient_cache_mini_batch_size = stage_args.gradient_cache_mini_batch_size
@@ -48,8 +55,8 @@ def run_contrastive(argv: Sequence[str] | None = None, defaults: Mapping[str, An
             model.train_full_parameters()
         else:
             model.add_lora(lora_settings)
-        dataset = training_dataset(data_args, training_args, require_negatives=True)
-        train_and_save(model, dataset, training_args, run, with_negatives=True, logged_outputs=("accuracy",))
+        dataset = training_dataset(data_args, training_args, require_negatives=hard_negatives)
+        train_and_save(model, dataset, training_args, run, with_negatives=hard_negatives, logged_outputs=("accuracy",))
         if stage_args.save_merged_model and training_args.should_save:
             if stage_args.full_parameter:
                 logger.warning("save_merged_model: %s already holds the full model", training_args.output_dir)
