@@ -20,7 +20,7 @@ LAYERS = {
              "model_sources", "checkpoint_origin"),
     "loss": ("loss",),
     "dataset": ("dataset",),
-    "models": ("llm2vec", "llm2vec_q2d_d2q", "llm2vec_contrastive", "models"),
+    "models": ("llm2vec", "llm2vec_q2d_d2q", "llm2vec_contrastive", "llm2vec_mntp", "models"),
     "training": ("training",),
     "evaluation": ("evaluation",),
     "reporting": ("reporting",),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from llm2vec.dataset.jsonl_reader import DatasetError, DatasetNotFoundError
@@ -38,6 +38,20 @@ def resolve_text_paths(path: str | os.PathLike[str]) -> list[Path]:
     raise DatasetNotFoundError(f"text training data not found: {given} does not exist")
 
 
+def iter_text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of a UTF-8 file, blank lines included.
+
+    Raises:
+        DatasetError: a line that is not UTF-8, naming file and line.
+    """
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8").strip()
+            except UnicodeDecodeError as error:
+                raise DatasetError(f"{path}:{number}: not UTF-8 text ({error.reason}); convert the file to UTF-8") from error
+
+
 def read_sentences(path: Path, name: str) -> TaskSamples:
     """The lines of ``path`` as (sentence, same sentence) samples; blank lines are counted and left out.
 
@@ -46,16 +60,11 @@ def read_sentences(path: Path, name: str) -> TaskSamples:
     """
     task = TaskSamples(name)
     blank = 0
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as error:
-                raise DatasetError(f"{path}:{number}: not UTF-8 text ({error.reason}); convert the file to UTF-8") from error
-            if not line:
-                blank += 1
-                continue
-            task.append(line, line, None, None)
+    for _, line in iter_text_lines(path):
+        if not line:
+            blank += 1
+            continue
+        task.append(line, line, None, None)
     if len(task) == 0:
         raise DatasetError(f"{path} holds no sentence (one per line)")
     if blank:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from llm2vec.llm2vec_contrastive import LoraSettings
+from llm2vec.llm2vec_mntp import MASK_TOKEN_TYPES
 from llm2vec.llm2vec_q2d_d2q import StageILossComputation
 from llm2vec.loss.hard_negative_nll_loss import DEFAULT_SCALE, scale_problem
 from llm2vec.model_config import LLM2VecConfig
@@ -175,3 +176,32 @@ class EmbeddingTrainingArguments(TrainingArguments):
 STAGE_I_CONFIG_TYPES = (ModelArguments, DataArguments, StageIArguments, StageILossComputation, EmbeddingTrainingArguments)
 #: the dataclasses of a Stage II config, likewise
 STAGE_II_CONFIG_TYPES = (ModelArguments, DataArguments, StageIIArguments, LoraSettings, EmbeddingTrainingArguments)
+
+
+@dataclass
+class MNTPArguments:
+    """Masked next-token prediction (llm2vec's first step): what is masked and how."""
+
+    mask_token_type: str = field(
+        default="blank", metadata={"help": "The token put in place of a masked one: blank ('_'), eos or mask (new)."}
+    )
+    mlm_probability: float = field(default=0.2, metadata={"help": "Share of tokens masked (llm2vec's configs: 0.2)."})
+    data_collator_type: str = field(
+        default="default",
+        metadata={"help": "default: masked tokens become the mask 80%, a random token 10%, themselves 10%; "
+                          "all_mask: always the mask."},
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "The hub dataset's configuration (wikitext: wikitext-103-raw-v1)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.mask_token_type not in MASK_TOKEN_TYPES:
+            raise ValueError(f"mask_token_type must be one of {list(MASK_TOKEN_TYPES)}, got {self.mask_token_type!r}")
+        if isinstance(self.mlm_probability, bool) or not 0 < self.mlm_probability < 1:
+            raise ValueError(f"mlm_probability must be a number in (0, 1), got {self.mlm_probability!r}")
+        if self.data_collator_type not in ("default", "all_mask"):
+            raise ValueError(f"data_collator_type must be 'default' or 'all_mask', got {self.data_collator_type!r}")
+
+
+MNTP_CONFIG_TYPES = (ModelArguments, DataArguments, MNTPArguments, LoraSettings, EmbeddingTrainingArguments)

@@ -80,10 +80,14 @@ def train_and_save(
     dataset: Dataset,
     training_args: EmbeddingTrainingArguments,
     run: RunStart,
-    with_negatives: bool,
+    with_negatives: bool = False,
     logged_outputs: Sequence[str] = (),
+    data_collator: Callable[[list[Any]], Any] | None = None,
 ) -> EmbeddingTrainer:
     """Train ``model`` (from ``run.resume_from`` if set) and save the final model to ``output_dir``.
+
+    Batches are (query, positive[, negative]) pairs tokenized by the model, unless ``data_collator``
+    makes them otherwise (MNTP's masked blocks).
 
     A run resumed from a checkpoint that already reached ``stop_after_n_steps`` (it was stopped
     between that checkpoint and the final save) trains no further: the checkpoint's weights are
@@ -98,7 +102,7 @@ def train_and_save(
         model=model,
         args=training_args,
         train_dataset=dataset,
-        data_collator=PairCollator(model.tokenize, with_negatives=with_negatives),
+        data_collator=data_collator or PairCollator(model.tokenize, with_negatives=with_negatives),
         callbacks=callbacks,
         logged_outputs=logged_outputs,
     )

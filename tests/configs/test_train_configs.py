@@ -1,7 +1,8 @@
 """The training configs under ``train_configs/`` parse and hold the paper's values (Stage I, its
 ablations, Stage II with its baselines, early-stage runs and scale ablation, and the tiny configs).
 
-Every JSON file under ``train_configs/`` is covered automatically (a config with a key of
+Every JSON file under ``train_configs/`` is covered automatically (a config with a key of ``MNTPArguments``
+is parsed with the MNTP dataclasses, one with a key of
 ``StageIIArguments`` is parsed with the Stage II dataclasses, any other with Stage I's); a list of
 files that must exist keeps an empty or mistyped glob from passing silently.
 
@@ -23,7 +24,13 @@ import pytest
 import torch
 
 from llm2vec.llm2vec_contrastive import LORA_TARGET_MODULES
-from llm2vec.training.arguments import STAGE_I_CONFIG_TYPES, STAGE_II_CONFIG_TYPES, StageIIArguments
+from llm2vec.training.arguments import (
+    MNTP_CONFIG_TYPES,
+    STAGE_I_CONFIG_TYPES,
+    STAGE_II_CONFIG_TYPES,
+    MNTPArguments,
+    StageIIArguments,
+)
 from llm2vec.training.config_parsing import parse_config
 from tests.helpers import TRAIN_CONFIGS
 
@@ -31,6 +38,7 @@ CONFIG_ROOT = TRAIN_CONFIGS
 STAGE_I_TYPES = STAGE_I_CONFIG_TYPES
 STAGE_II_TYPES = STAGE_II_CONFIG_TYPES
 STAGE_II_KEYS = {f.name for f in dataclasses.fields(StageIIArguments)}
+MNTP_KEYS = {f.name for f in dataclasses.fields(MNTPArguments)}
 # TrainingArguments keys whose parsed value is rewritten (e.g. report_to "none" -> []).
 NORMALIZED_BY_TRANSFORMERS = {"report_to", "fsdp", "fsdp_config", "deepspeed", "accelerator_config"}
 
@@ -85,7 +93,9 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _stage_types(config: dict[str, Any]) -> tuple[type, ...]:
-    """The dataclasses of the run script that reads ``config`` (run_stage_II.py or run_stage_I.py)."""
+    """The dataclasses of the run script that reads ``config`` (run_mntp.py, run_stage_II.py or run_stage_I.py)."""
+    if MNTP_KEYS & set(config):
+        return MNTP_CONFIG_TYPES
     return STAGE_II_TYPES if STAGE_II_KEYS & set(config) else STAGE_I_TYPES
 
 
