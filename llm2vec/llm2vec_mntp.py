@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file
 from torch import nn
@@ -122,9 +123,22 @@ class LLM2VecMNTP(nn.Module):
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor,
                 attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The MNTP loss: cross-entropy of each masked token (``labels`` != -100) predicted from
-        the position before it; ``labels`` hold the original ids of the masked tokens."""
-        output = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, use_cache=False)
-        return {"loss": output.loss}
+        the position before it; ``labels`` hold the original ids of the masked tokens.
+
+        The language-model head runs only at the positions that predict a masked token (a fifth
+        of them at llm2vec's ``mlm_probability``), not over every position as the causal-LM
+        forward would: the head's vocabulary-sized output is the largest tensor of the step.
+        """
+        hidden = self.body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        targets = labels[:, 1:]
+        predicting = targets != -100
+        if not predicting.any():  # nothing masked in this batch: a zero that keeps the graph
+            return {"loss": hidden.sum() * 0.0}
+        logits = self.model.get_output_embeddings()(hidden[:, :-1][predicting])
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        if cap:  # Gemma-2 caps its logits; the causal-LM forward does it after the head
+            logits = torch.tanh(logits / cap) * cap
+        return {"loss": F.cross_entropy(logits.float(), targets[predicting])}
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, output_dir: str | os.PathLike, state_dict: Mapping[str, torch.Tensor] | None = None) -> Path:

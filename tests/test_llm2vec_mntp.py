@@ -36,6 +36,9 @@ def test_the_loss_predicts_each_masked_token_from_the_position_before(tiny_llama
         logits = mntp.model(input_ids=inputs).logits
     by_hand = torch.stack([F.cross_entropy(logits[row, col - 1], ids[row, col]) for row, col in masked]).mean()
     torch.testing.assert_close(loss, by_hand, rtol=0, atol=1e-5)
+    # the same as transformers' causal-LM loss, which runs the head at every position
+    with torch.no_grad():
+        torch.testing.assert_close(loss, mntp.model(input_ids=inputs, labels=labels).loss, rtol=0, atol=1e-5)
 
 
 def test_mask_tokens_follow_llm2vecs_choices(tiny_llama_dir: Path) -> None:

@@ -27,9 +27,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see examples/demo/run_dem
 from repro_small import models  # noqa: E402
 from repro_small.jobs import Executor, Settings  # noqa: E402
 from repro_small.demo_campaign import DEMO_SEEDS, DEMO_TASKS, MORE_SEEDS, OOD_TASKS, build_demo_plan, build_demo_suite  # noqa: E402
+from repro_small.llm2vec_campaign import build_llm2vec_plan, build_llm2vec_suite, llm2vec_view  # noqa: E402
 from repro_small.plan import PARTS, SEEDS, build_plan  # noqa: E402
 
-ALL_PARTS = ("demo18", *PARTS)
+#: parts with their own folder, suite and plan besides the proxy campaign's
+OWN_CAMPAIGNS = ("demo18", "llm2vec14")
+ALL_PARTS = (*OWN_CAMPAIGNS, *PARTS)
 
 #: the tasks of the Figure 2 curves (every 25 steps); finals run on the whole suite
 CURVE_TASKS = ("SmallBBCHeadlineRetrieval", "SmallLeeSTS", "SmallBBCClustering")
@@ -66,13 +69,24 @@ def main(argv: list[str] | None = None) -> int:
         )
         demo_plan = build_demo_plan(tuple(args.demo_seeds))
         campaigns.append((Executor(demo_plan, demo_settings), demo_plan.jobs))
+    if "llm2vec14" in args.only:
+        # Issue 14: llm2vec's MNTP and SimCSE on SmolLM2 with the suite's training texts.
+        l2v_root = args.root / "llm2vec14"
+        l2v_models = {**model_dirs, "smollm2-llm2vec": llm2vec_view(model_dirs["smollm2"], l2v_root / "smollm2-llm2vec")}
+        l2v_settings = Settings(
+            root=l2v_root, suite=build_llm2vec_suite(l2v_root, suite), models=l2v_models,
+            precision="float32" if args.float32 else "bfloat16", eval_max_length=96, eval_doc_max_length=64,
+        )
+        l2v_plan = build_llm2vec_plan(tuple(args.seeds))
+        l2v_executor = Executor(l2v_plan, l2v_settings)
+        campaigns.append((l2v_executor, l2v_plan.jobs))
     settings = Settings(
         root=args.root, suite=suite, models=model_dirs, precision="float32" if args.float32 else "bfloat16",
         eval_max_length=96, eval_doc_max_length=64, curve_tasks=CURVE_TASKS,
     )
     plan = build_plan(tuple(args.seeds))
     executor = Executor(plan, settings)
-    campaigns.append((executor, plan.part(tuple(part for part in args.only if part != "demo18"))))
+    campaigns.append((executor, plan.part(tuple(part for part in args.only if part not in OWN_CAMPAIGNS))))
     if args.list:
         for campaign, jobs in campaigns:
             for job in jobs:
@@ -84,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     from repro_small.report import write_report
 
     write_report(executor, REPO / "docs")
+    if "llm2vec14" in args.only:
+        from repro_small.report_llm2vec import write_llm2vec_report
+
+        write_llm2vec_report(l2v_executor, args.seeds, REPO / "docs")
     if "demo18" in args.only:
         from repro_small.report_demo import write_demo_report
 

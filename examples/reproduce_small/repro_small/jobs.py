@@ -48,7 +48,8 @@ def seconds_per_step(log_text: str) -> float | None:
         if index > 0 and epochs[index - 1] >= epochs[index]:
             break
     return float(last.group(1)) / steps if steps else None
-SCRIPTS = {"I": REPO / "experiments" / "run_stage_I.py", "II": REPO / "experiments" / "run_stage_II.py"}
+SCRIPTS = {"I": REPO / "experiments" / "run_stage_I.py", "II": REPO / "experiments" / "run_stage_II.py",
+           "mntp": REPO / "experiments" / "run_mntp.py", "simcse": REPO / "experiments" / "run_simcse.py"}
 
 Log = Callable[[str], None]
 

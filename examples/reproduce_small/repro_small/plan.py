@@ -24,7 +24,7 @@ CONFIGS = Path("train_configs/reproduce_small")
 
 @dataclass(frozen=True)
 class Train:
-    """One training run of ``experiments/run_stage_<stage>.py`` with ``config`` and ``overrides``.
+    """One training run of ``experiments/run_stage_<stage>.py`` (or ``run_<stage>.py``) with ``config`` and ``overrides``.
 
     ``base`` names the run whose output it starts from, or a model key of ``models.py``.
     ``stop`` is its ``stop_after_n_steps`` (None: as many Stage II steps as ``matched_to``, a
@@ -35,7 +35,7 @@ class Train:
 
     name: str
     part: str
-    stage: str  # "I" or "II"
+    stage: str  # "I", "II", or one of llm2vec's recipes: "mntp", "simcse"
     config: Path
     base: str
     stop: int | None
