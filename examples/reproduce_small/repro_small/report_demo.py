@@ -26,10 +26,10 @@ DESCRIPTION = {
     "fp32": "both stages in float32 (what a CPU without fast bf16 runs)",
     "scale20": "loss scale 20 instead of 50",
     "lr1e-4": "Stage II learning rate 1e-4 instead of 5e-4",
-    "lr2e-4": "candidate: Stage II learning rate 2e-4",
-    "fp32-lr2e-4": "candidate: Stage II learning rate 2e-4, both stages in float32",
-    "warmup10": "candidate: 10 warm-up steps instead of 2",
-    "fp32-warmup10": "candidate: 10 warm-up steps, both stages in float32",
+    "lr1e-3": "candidate: Stage II learning rate 1e-3",
+    "lr2e-3": "candidate: Stage II learning rate 2e-3",
+    "fp32-lr1e-3": "candidate: Stage II learning rate 1e-3, both stages in float32",
+    "fp32-lr2e-3": "candidate: Stage II learning rate 2e-3, both stages in float32",
 }
 
 
