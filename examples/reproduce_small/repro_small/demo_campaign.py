@@ -38,9 +38,7 @@ STAGE_II_SETTINGS = {
     "scale20": ("default", {"loss_scale": 20.0}),
     "lr1e-4": ("default", {"learning_rate": 1e-4}),
     "lr1e-3": ("default", {"learning_rate": 1e-3}),
-    "lr2e-3": ("default", {"learning_rate": 2e-3}),
     "fp32-lr1e-3": ("fp32", {**FP32, "learning_rate": 1e-3}),
-    "fp32-lr2e-3": ("fp32", {**FP32, "learning_rate": 2e-3}),
 }
 STAGE_I_SETTINGS = {"default": {}, "fp32": {"bf16": False}}
 #: Stage II settings whose models are also evaluated on the out-of-domain tasks, in both
@@ -50,8 +48,9 @@ WITH_OOD = ("default", "fp32")
 #: out-of-domain scores, the loss-scale and learning-rate settings (the rest of the single
 #: changes), the candidates with fast bf16, then without it, and last the shipped demo on MORE_SEEDS
 SECONDARY = ("scale20", "lr1e-4")
-#: candidates: a lower learning rate (1e-4) escapes the collapse less often than 5e-4, so higher ones
-CANDIDATES = ("lr1e-3", "lr2e-3", "fp32-lr1e-3", "fp32-lr2e-3")
+#: the candidate: a lower learning rate (1e-4) escapes the collapse less often than 5e-4, so a higher
+#: one (2e-3 trained seed 42's Baseline as 1e-3 did, 74.20 against 74.04, and was dropped for time)
+CANDIDATES = ("lr1e-3", "fp32-lr1e-3")
 #: the Baseline has no Stage I: only Stage II settings give a Baseline run
 BASELINE_SETTINGS = ("default", "stageII-fp32", "scale20", "lr1e-4", *CANDIDATES)
 

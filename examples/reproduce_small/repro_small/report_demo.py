@@ -27,9 +27,7 @@ DESCRIPTION = {
     "scale20": "loss scale 20 instead of 50",
     "lr1e-4": "Stage II learning rate 1e-4 instead of 5e-4",
     "lr1e-3": "candidate: Stage II learning rate 1e-3",
-    "lr2e-3": "candidate: Stage II learning rate 2e-3",
     "fp32-lr1e-3": "candidate: Stage II learning rate 1e-3, both stages in float32",
-    "fp32-lr2e-3": "candidate: Stage II learning rate 2e-3, both stages in float32",
 }
 
 
