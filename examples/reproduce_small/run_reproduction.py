@@ -26,7 +26,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see examples/demo/run_dem
 
 from repro_small import models  # noqa: E402
 from repro_small.jobs import Executor, Settings  # noqa: E402
-from repro_small.demo_campaign import DEMO_SEEDS, DEMO_TASKS, MORE_SEEDS, OOD_TASKS, build_demo_plan, build_demo_suite  # noqa: E402
+from repro_small.demo_campaign import (  # noqa: E402
+    DEMO18_CONFIGS,
+    DEMO_SEEDS,
+    DEMO_TASKS,
+    MORE_SEEDS,
+    OOD_TASKS,
+    build_demo_plan,
+    build_demo_suite,
+)
 from repro_small.llm2vec_campaign import build_llm2vec_plan, build_llm2vec_suite, llm2vec_view  # noqa: E402
 from repro_small.plan import PARTS, SEEDS, build_plan  # noqa: E402
 
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         demo_settings = Settings(
             root=args.root / "demo18", suite=build_demo_suite(args.root / "demo18", suite), models=model_dirs,
             precision="float32" if args.float32 else "bfloat16", eval_max_length=512, eval_doc_max_length=400,
-            curve_tasks=DEMO_TASKS, ood_tasks=OOD_TASKS,
+            curve_tasks=DEMO_TASKS, ood_tasks=OOD_TASKS, config_dir=REPO / DEMO18_CONFIGS,
         )
         demo_plan = build_demo_plan(tuple(args.demo_seeds))
         campaigns.append((Executor(demo_plan, demo_settings), demo_plan.jobs))

@@ -24,6 +24,9 @@ MORE_SEEDS = (3, 4, 5, 6)
 #: (query, document) token limits for the out-of-domain tasks: the proxy suite's
 OOD_LENGTHS = (96, 64)
 DEMO_CONFIGS = Path("train_configs/demo")
+#: the demo's configs as they were shipped when issue 18 was filed (Stage II learning rate 5e-4): the
+#: campaign reads these, so that it studies that demo whatever the shipped configs become
+DEMO18_CONFIGS = Path("train_configs/demo/issue18")
 OOD_TASKS = ("SmallBBCHeadlineRetrieval", "SmallBBCClassification", "SmallReviewPlotRetrieval")
 DEMO_TASKS = ("DemoLeeNewsRetrieval", "DemoLeeSTS", "DemoMovieReviewPolarity", "DemoNewsgroupsClustering")
 FP32 = {"bf16": False, "torch_dtype": "float32"}

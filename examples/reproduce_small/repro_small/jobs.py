@@ -72,6 +72,10 @@ class Settings:
     curve_tasks: tuple[str, ...] = ()
     ood_tasks: tuple[str, ...] = ()
     python: str = sys.executable
+    #: where training configs are read, by file name, instead of their path in the job: a campaign
+    #: that studies configs as they were keeps copies, and the shipped ones may change (the job,
+    #: and so its fingerprint, keeps naming the shipped file)
+    config_dir: Path | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -172,8 +176,9 @@ class Executor:
         settings = self.settings
         output = settings.runs_dir / job.folder
         stop = self.stop_of(job)
+        config = settings.config_dir / job.config.name if settings.config_dir is not None else REPO / job.config
         argv = [
-            str(REPO / job.config), "--model_name_or_path", str(self.model_path(job.base)),
+            str(config), "--model_name_or_path", str(self.model_path(job.base)),
             "--dataset_file_path", str(settings.suite / "train"), "--output_dir", str(output),
             "--stop_after_n_steps", str(stop), "--save_steps", str(job.save_every),
             *[item for pair in job.overrides for item in (f"--{pair[0]}", pair[1])],

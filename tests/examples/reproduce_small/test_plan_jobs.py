@@ -154,3 +154,31 @@ def test_the_seeds_table_has_a_column_per_seed_and_leaves_unrun_seeds_empty(tmp_
     assert lines[0] == "| arm | seed 1 | seed 2 | seed 3 | mean ± sd (n) |"
     baseline = next(line for line in lines if line.startswith("| Baseline (bf16)"))
     assert baseline == "| Baseline (bf16) | 30.00 |  | 60.00 | 45.00 ± 21.21 (n=2) |"
+
+
+def test_the_demo_campaign_reads_its_pinned_configs(tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+
+    from repro_small import jobs
+    from repro_small.demo_campaign import DEMO18_CONFIGS
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "manifest.json").write_text(json.dumps({"tasks": ["x"]}))
+    pinned = Settings(root=tmp_path / "a", suite=suite, models={"smollm2": tmp_path / "model"},
+                      config_dir=jobs.REPO / DEMO18_CONFIGS)
+    shipped = Settings(root=tmp_path / "b", suite=suite, models={"smollm2": tmp_path / "model"})
+    plan = build_demo_plan((1,))
+    job = next(j for j in plan.jobs if j.name == "demo-Baseline-default-s1")
+    commands = []
+    monkeypatch.setattr(jobs.subprocess, "run", lambda argv, **kw: commands.append(argv) or subprocess.CompletedProcess(argv, 1))
+    for settings in (pinned, shipped):
+        executor = Executor(plan, settings, log=lambda _: None)
+        with pytest.raises(ReproductionError, match="training exited with 1"):
+            executor.train(job)
+    assert commands[0][2] == str(jobs.REPO / DEMO18_CONFIGS / "stage_II_baseline_smollm2.json")
+    assert commands[1][2] == str(jobs.REPO / job.config)
+    # the pinned copy is the demo as issue 18 found it: Stage II at learning rate 5e-4
+    assert json.loads(Path(commands[0][2]).read_text())["learning_rate"] == 5e-4
+    # and the job's fingerprint does not depend on where its config is read
+    assert Executor(plan, pinned).fingerprint(job) == Executor(plan, shipped).fingerprint(job)
