@@ -238,7 +238,8 @@ def plot_figure2(series: Mapping[str, list[tuple[int, list[float]]]], path: Path
         axis.fill_between(steps, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], alpha=0.2)
     axis.set_xlabel("Stage II step")
     axis.set_ylabel("curve tasks, mean main score × 100")
-    axis.set_title("SmolLM2-135M: Stage II from the base model (Baseline) or a Stage I model")
+    axis.set_title("SmolLM2-135M: Stage II from the base model (Baseline)\nor from a Stage I model (the other arms)",
+                   fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
