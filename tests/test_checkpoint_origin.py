@@ -87,3 +87,33 @@ def test_llm2vec_template_formats_as_llm2vec_does(name: str, pooling: str, model
     text = "  Q: x "
     content = text.strip() if template.strip_text else text
     assert template.prefix + content + template.suffix == formatted
+
+
+def test_hub_repositories_are_read_through_the_hub_cache(tmp_path: Path, monkeypatch) -> None:
+    """Hub ids go through transformers' cached_file (no network here: it is pointed at local folders)."""
+    import transformers.utils
+
+    base = _folder(tmp_path / "hub" / "meta-llama" / "Meta-Llama-3-8B-Instruct", config__json={"model_type": "llama"},
+                   tokenizer__json={})
+    mntp = _folder(tmp_path / "hub" / "McGill-NLP" / "mntp",
+                   adapter_config__json={"base_model_name_or_path": "meta-llama/Meta-Llama-3-8B-Instruct"},
+                   config__json={"_name_or_path": "meta-llama/Meta-Llama-3-8B-Instruct"}, tokenizer__json={})
+    _folder(tmp_path / "hub" / "McGill-NLP" / "supervised", adapter_config__json={"base_model_name_or_path": "x"},
+            **{"llm2vec_config__json": {"pooling_mode": "mean"}})
+    asked = []
+
+    def cached_file(repo: str, filename: str, **kwargs):
+        asked.append((repo, filename))
+        path = tmp_path / "hub" / repo / filename
+        return str(path) if path.is_file() else None
+
+    monkeypatch.setattr(transformers.utils, "cached_file", cached_file)
+    chain = resolve_chain("McGill-NLP/mntp", ["McGill-NLP/supervised"])
+    assert chain.sources == ["meta-llama/Meta-Llama-3-8B-Instruct", "McGill-NLP/mntp", "McGill-NLP/supervised"]
+    # transformers loads the base the adapter names, so llm2vec sees that name (its config.json is
+    # read for the name only when the MNTP repository is a local folder)
+    assert chain.name_or_path == "meta-llama/Meta-Llama-3-8B-Instruct"
+    assert chain.tokenizer_source == "McGill-NLP/mntp"
+    assert checkpoint_origin(chain.sources) == "llm2vec"
+    assert ("McGill-NLP/supervised", "llm2vec_config.json") in asked
+    assert mntp.is_dir() and base.is_dir()
