@@ -85,20 +85,6 @@ class LLM2VecConfig:
         return path
 
     @staticmethod
-    def read_overrides(directory: str | os.PathLike | None) -> dict[str, Any]:
-        """The keys stored in ``directory``'s config, or nothing when it has none (e.g. a hub id)."""
-        if directory is None:
-            return {}
-        path = Path(directory) / CONFIG_NAME
-        if not path.is_file():
-            return {}
-        try:
-            stored = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from error
-        return LLM2VecConfig.checked(stored, path)
-
-    @staticmethod
     def checked(stored: dict[str, Any], where: str | os.PathLike) -> dict[str, Any]:
         """``stored`` (a config read from ``where``) if every key is known and every value fits its rule.
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from llm2vec.checkpoint_origin import stored_settings
+from llm2vec.llm2vec import LLM2Vec
 from llm2vec.model_config import CONFIG_NAME, LLM2VecConfig
 
 #: values each setting must refuse (bool is no number here, and no string is a bool)
@@ -43,16 +45,16 @@ def test_boundary_values_are_accepted() -> None:
     assert LLM2VecConfig(alpha=1).alpha == 1
 
 
-def test_read_overrides_names_the_file_for_a_bad_stored_value(tmp_path: Path) -> None:
+def test_a_bad_stored_value_is_named_with_its_file(tmp_path: Path) -> None:
     path = tmp_path / CONFIG_NAME
     path.write_text(json.dumps({"pooling_mode": "mean", "alpha": 2}))
     with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: alpha must be a number in \[0, 1\], got 2$"):
-        LLM2VecConfig.read_overrides(tmp_path)
+        LLM2Vec.resolve_config(tmp_path)
 
 
-def test_read_overrides_without_a_stored_config_is_empty(tmp_path: Path) -> None:
-    assert LLM2VecConfig.read_overrides(None) == {}
-    assert LLM2VecConfig.read_overrides(tmp_path) == {}  # e.g. a hub id's folder
+def test_without_a_stored_config_nothing_is_read(tmp_path: Path) -> None:
+    assert stored_settings(tmp_path) is None  # e.g. a hub id's folder
+    assert LLM2Vec.resolve_config(tmp_path) == LLM2VecConfig()
 
 
 def test_saved_config_round_trips(tmp_path: Path) -> None:
@@ -62,6 +64,7 @@ def test_saved_config_round_trips(tmp_path: Path) -> None:
     )
     path = config.save(tmp_path)
     assert path == tmp_path / CONFIG_NAME
-    stored = LLM2VecConfig.read_overrides(tmp_path)
+    stored = LLM2VecConfig.checked(stored_settings(tmp_path), path)
     assert stored == asdict(config)
     assert LLM2VecConfig(**stored) == config
+    assert LLM2Vec.resolve_config(tmp_path) == config
