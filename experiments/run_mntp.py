@@ -22,7 +22,7 @@ from llm2vec.llm2vec_mntp import LLM2VecMNTP
 from llm2vec.training.arguments import MNTP_CONFIG_TYPES
 from llm2vec.training.config_parsing import ConfigError, parse_config
 from llm2vec.training.run_folder import claim_output_dir
-from llm2vec.training.setup_run import resolve_attn_implementation, run_main, train_and_save
+from llm2vec.training.setup_run import run_main, train_and_save, weights_loading_kwargs
 
 #: llm2vec's run_mntp.py defaults where they differ from this project's
 LLM2VEC_MNTP_DEFAULTS = {"dataset_name": "wikitext", "lora_r": 8, "bidirectional": True}
@@ -40,10 +40,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if run.finished:
             return
         set_seed(training_args.seed)
-        kwargs = {"attn_implementation": resolve_attn_implementation(model_args.attn_implementation)}
-        if model_args.torch_dtype is not None:
-            kwargs["dtype"] = model_args.torch_dtype
-        model = LLM2VecMNTP.from_pretrained(model_args.model_name_or_path, mntp_args.mask_token_type, **kwargs)
+        model = LLM2VecMNTP.from_pretrained(model_args.model_name_or_path, mntp_args.mask_token_type,
+                                            **weights_loading_kwargs(model_args))
         model.add_lora(lora_settings)
         texts = load_mntp_texts(data_args.dataset_name, data_args.dataset_file_path, mntp_args.dataset_config_name)
         dataset = TextBlocksDataset(texts, model.tokenizer, model_args.max_seq_length, seed=training_args.seed)

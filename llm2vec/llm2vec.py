@@ -44,7 +44,7 @@ _LLM2VEC_CONSTRUCTOR_KEYS = ("pooling_mode", "max_length", "doc_max_length", "sk
 logger = logging.getLogger(__name__)
 
 
-def _hf_loading_kwargs(hf_kwargs: dict[str, Any]) -> dict[str, Any]:
+def hf_loading_kwargs(hf_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Accept llm2vec-era ``torch_dtype`` and ``"auto"``-free dtype names for transformers 5."""
     kwargs = dict(hf_kwargs)
     if "torch_dtype" in kwargs:
@@ -224,7 +224,7 @@ class LLM2Vec(nn.Module):
 
         tokenizer = AutoTokenizer.from_pretrained(chain.tokenizer_source)
         try:
-            model = cls._load_model(chain.base, config, _hf_loading_kwargs(kwargs))
+            model = cls._load_model(chain.base, config, hf_loading_kwargs(kwargs))
             if getattr(model, "_hf_peft_config_loaded", False):
                 raise ModelSourceError(
                     f"{chain.base} loaded with an adapter already inside it; pass the adapter folder "

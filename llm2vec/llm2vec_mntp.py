@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from llm2vec.llm2vec import set_bidirectional_attention
+from llm2vec.llm2vec import hf_loading_kwargs, set_bidirectional_attention
 from llm2vec.llm2vec_contrastive import LoraSettings
 from llm2vec.model_sources import ModelSourceError, check_source
 
@@ -79,10 +79,7 @@ class LLM2VecMNTP(nn.Module):
                         **hf_kwargs: Any) -> LLM2VecMNTP:
         """Load a base causal LM and its tokenizer, with llm2vec's mask token."""
         check_source(base_model_name_or_path, "base model")
-        if "torch_dtype" in hf_kwargs:
-            hf_kwargs["dtype"] = hf_kwargs.pop("torch_dtype")
-        if isinstance(hf_kwargs.get("dtype"), str) and hf_kwargs["dtype"] != "auto":
-            hf_kwargs["dtype"] = getattr(torch, hf_kwargs["dtype"])
+        hf_kwargs = hf_loading_kwargs(hf_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(base_model_name_or_path)
         if tokenizer.pad_token is None:  # blocks have one length, but the collator pads by the tokenizer
             tokenizer.pad_token = tokenizer.eos_token

@@ -43,6 +43,14 @@ def resolve_attn_implementation(requested: str) -> str:
     return "sdpa"
 
 
+def weights_loading_kwargs(model_args: ModelArguments) -> dict[str, Any]:
+    """Keyword arguments for transformers' ``from_pretrained`` that the model arguments decide."""
+    kwargs: dict[str, Any] = {"attn_implementation": resolve_attn_implementation(model_args.attn_implementation)}
+    if model_args.torch_dtype is not None:
+        kwargs["dtype"] = model_args.torch_dtype
+    return kwargs
+
+
 def encoder_loading_kwargs(model_args: ModelArguments) -> dict[str, Any]:
     """Keyword arguments of ``LLM2Vec.from_pretrained`` that the model arguments decide."""
     kwargs: dict[str, Any] = {
@@ -50,12 +58,10 @@ def encoder_loading_kwargs(model_args: ModelArguments) -> dict[str, Any]:
         "pooling_mode": model_args.pooling_mode,
         "max_length": model_args.max_seq_length,
         "prompt_template": model_args.prompt_template,
-        "attn_implementation": resolve_attn_implementation(model_args.attn_implementation),
+        **weights_loading_kwargs(model_args),
     }
     if model_args.tokenization is not None:
         kwargs["tokenization"] = model_args.tokenization
-    if model_args.torch_dtype is not None:
-        kwargs["dtype"] = model_args.torch_dtype
     return kwargs
 
 
