@@ -178,22 +178,32 @@ class LLM2VecContrastive(LLM2Vec):
         if not self.has_adapter:
             super().load_checkpoint_weights(folder)
             return
-        path = Path(folder) / ADAPTER_WEIGHTS_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"{folder} has no {ADAPTER_WEIGHTS_NAME}: not a Stage II LoRA checkpoint")
-        state = load_file(path)
-        expected = get_peft_model_state_dict(self.model)
-        if set(state) != set(expected):
-            missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-            raise ValueError(
-                f"adapter in {folder} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
-            )
-        resized = sorted(k for k, v in state.items() if v.shape != expected[k].shape)
-        if resized:
-            raise ValueError(
-                f"adapter in {folder} does not match the model (another LoRA rank?): {resized[0]} has shape "
-                f"{tuple(state[resized[0]].shape)}, the model {tuple(expected[resized[0]].shape)}"
-            )
-        result = set_peft_model_state_dict(self.model, state)
-        if result.unexpected_keys:
-            raise ValueError(f"adapter in {folder} has keys the model lacks: {sorted(result.unexpected_keys)[:5]}")
+        load_adapter_weights(self.model, folder, "a Stage II LoRA checkpoint")
+
+
+def load_adapter_weights(model: nn.Module, folder: str | os.PathLike, what: str) -> None:
+    """Load ``folder``'s adapter tensors into the PEFT ``model``: exactly its keys, in its shapes.
+
+    Raises:
+        FileNotFoundError: ``folder`` has no adapter file (it is not ``what``).
+        ValueError: the adapter's keys or shapes differ from the model's (another rank?).
+    """
+    path = Path(folder) / ADAPTER_WEIGHTS_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} has no {ADAPTER_WEIGHTS_NAME}: not {what}")
+    state = load_file(path)
+    expected = get_peft_model_state_dict(model)
+    if set(state) != set(expected):
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise ValueError(
+            f"adapter in {folder} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    resized = sorted(k for k, v in state.items() if v.shape != expected[k].shape)
+    if resized:
+        raise ValueError(
+            f"adapter in {folder} does not match the model (another LoRA rank?): {resized[0]} has shape "
+            f"{tuple(state[resized[0]].shape)}, the model {tuple(expected[resized[0]].shape)}"
+        )
+    result = set_peft_model_state_dict(model, state)
+    if result.unexpected_keys:
+        raise ValueError(f"adapter in {folder} has keys the model lacks: {sorted(result.unexpected_keys)[:5]}")

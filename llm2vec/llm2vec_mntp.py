@@ -20,20 +20,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file
+from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llm2vec.llm2vec import hf_loading_kwargs, set_bidirectional_attention
-from llm2vec.llm2vec_contrastive import LoraSettings
-from llm2vec.model_sources import ModelSourceError, check_source
+from llm2vec.llm2vec_contrastive import LoraSettings, load_adapter_weights
+from llm2vec.model_sources import check_source
 
 logger = logging.getLogger(__name__)
 
 #: what llm2vec's ``mask_token_type`` names: the token put in place of a masked one
 MASK_TOKEN_TYPES = ("blank", "eos", "mask")
-ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
 
 
 def set_mask_token(tokenizer: Any, mask_token_type: str) -> int:
@@ -158,12 +156,4 @@ class LLM2VecMNTP(nn.Module):
 
     def load_checkpoint_weights(self, folder: str | os.PathLike) -> None:
         """Load the adapter a ``save`` wrote into ``folder`` (to resume training)."""
-        path = Path(folder) / ADAPTER_WEIGHTS_NAME
-        if not path.is_file():
-            raise ModelSourceError(f"{folder} has no {ADAPTER_WEIGHTS_NAME}: not an MNTP checkpoint")
-        state = load_file(path)
-        expected = get_peft_model_state_dict(self.body)
-        if set(state) != set(expected):
-            raise ModelSourceError(f"the adapter in {folder} does not match the model: "
-                                   f"{sorted(set(state) ^ set(expected))[:5]}")
-        set_peft_model_state_dict(self.body, state)
+        load_adapter_weights(self.body, folder, "an MNTP checkpoint")
