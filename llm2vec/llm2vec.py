@@ -132,6 +132,10 @@ class LLM2Vec(nn.Module):
             config = LLM2VecConfig(enable_bidirectional=is_bidirectional(model))
         given = dict(zip(_LLM2VEC_CONSTRUCTOR_KEYS, (pooling_mode, max_length, doc_max_length, skip_instruction)))
         config = replace(config, **{k: v for k, v in given.items() if v is not None})
+        llm2vec_format = config.tokenization == "llm2vec" and not config.release_compat
+        if llm2vec_format and config.llm2vec_model_name is None:  # recorded, so that a save keeps the format
+            name = getattr(getattr(model, "config", None), "_name_or_path", None)
+            config = replace(config, llm2vec_model_name=str(name or ""))
         self.model = model
         self.tokenizer = tokenizer
         self.llm2vec_config = config
@@ -141,11 +145,7 @@ class LLM2Vec(nn.Module):
         if tokenizer.pad_token is None or config.release_compat or config.tokenization == "llm2vec":
             # The release and llm2vec pad with EOS; the release's label masking relies on pad == eos.
             tokenizer.pad_token = tokenizer.eos_token
-        if config.tokenization == "llm2vec" and not config.release_compat:
-            if config.llm2vec_model_name is None:  # recorded, so that a save keeps the format
-                name = getattr(getattr(model, "config", None), "_name_or_path", None)
-                config = replace(config, llm2vec_model_name=str(name or ""))
-            self.llm2vec_config = config
+        if llm2vec_format:
             template = llm2vec_template(config.llm2vec_model_name, config.pooling_mode, _model_type(model))
         else:
             template = get_template(
