@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,16 +126,22 @@ def stored_settings(source: str | os.PathLike) -> dict[str, Any] | None:
     return _read_json(_local_file(source, CONFIG_NAME))
 
 
-def checkpoint_origin(sources: list[str] | tuple[str, ...]) -> str:
+def checkpoint_origin(sources: Sequence[str]) -> str:
     """``"llm2vec"`` for a chain McGill-NLP's llm2vec made, else ``"anchor"`` (this project, or a plain model).
 
     A chain is llm2vec's when an ``llm2vec_config.json`` in it holds llm2vec's keys only, or when
     it has adapters and no ``llm2vec_config.json`` at all; a stored setting that llm2vec does not
     write (this project writes them all) makes it this project's.
     """
-    stored = [s for s in (stored_settings(source) for source in sources) if s is not None]
+    return origin_of([stored_settings(source) for source in sources])
+
+
+def origin_of(stored_by_source: Sequence[dict[str, Any] | None]) -> str:
+    """:func:`checkpoint_origin` from the chain's ``llm2vec_config.json`` contents, already read
+    (one per source, None where there is none)."""
+    stored = [settings for settings in stored_by_source if settings is not None]
     if any(set(settings) - LLM2VEC_KEYS for settings in stored):
         return "anchor"
-    if stored or len(sources) > 1:
+    if stored or len(stored_by_source) > 1:
         return "llm2vec"
     return "anchor"

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
-from llm2vec.checkpoint_origin import LLM2VEC_DEFAULTS, LoadChain, checkpoint_origin, resolve_chain, stored_settings
+from llm2vec.checkpoint_origin import LLM2VEC_DEFAULTS, LoadChain, origin_of, resolve_chain, stored_settings
 from llm2vec.model_config import CONFIG_NAME, LLM2VecConfig
 from llm2vec.model_sources import (
     ModelSourceError,
@@ -261,15 +261,15 @@ class LLM2Vec(nn.Module):
     @staticmethod
     def _resolve(chain: LoadChain, explicit: dict[str, Any]) -> tuple[LLM2VecConfig, dict[str, Any]]:
         """The settings, and those chosen because the checkpoint comes from llm2vec."""
+        stored_by_source = [stored_settings(source) for source in chain.sources]
         settings: dict[str, Any] = {}
-        for source in chain.sources:
-            stored = stored_settings(source)
+        for source, stored in zip(chain.sources, stored_by_source):
             if stored is not None:
                 where = Path(source) / CONFIG_NAME if Path(source).is_dir() else f"{source}/{CONFIG_NAME}"
                 settings.update(LLM2VecConfig.checked(stored, where))
         given = {k: v for k, v in explicit.items() if v is not None}
         chosen: dict[str, Any] = {}
-        if checkpoint_origin(chain.sources) == "llm2vec":
+        if origin_of(stored_by_source) == "llm2vec":
             chosen = {k: v for k, v in LLM2VEC_DEFAULTS.items() if k not in settings and k not in given}
         return LLM2VecConfig(**{**chosen, **settings, **given}), chosen
 
