@@ -334,8 +334,7 @@ class LLM2Vec(nn.Module):
         ``tokenize`` wraps texts itself; given what this method returned, it unwraps it first, so
         llm2vec's ``tokenize([prepare_for_tokenization(t) for t in texts])`` wraps once.
         """
-        content = text.strip() if self.template.strip_text else text
-        return PreparedText(self.template.prefix + content + self.embedding_tokenizer.suffix, text)
+        return PreparedText(self.embedding_tokenizer.format(text), text)
 
     def tokenize(self, texts: Sequence[str], text_max_length: int | None = None) -> dict[str, torch.Tensor]:
         """``input_ids``, ``attention_mask`` and ``embed_mask`` of left-padded, templated texts."""

@@ -106,11 +106,15 @@ class EmbeddingTokenizer:
         input_ids = self.special_before + ids[:n_fixed] + text_ids + self.suffix_ids + self.special_after
         return EncodedText(input_ids, len(text_ids) + len(self.suffix_ids) + len(self.special_after))
 
+    def format(self, text: str) -> str:
+        """``text`` wrapped in the template: prefix, the text (stripped if the template says so), suffix."""
+        content = text.strip() if self.template.strip_text else text
+        return self.template.prefix + content + self.suffix
+
     def _encode_like_llm2vec(self, text: str) -> EncodedText:
         # llm2vec's tokenize: every separator is dropped from the row; the span is the part between
         # the first and a second separator (all that follows the first, in practice).
-        content = text.strip() if self.template.strip_text else text
-        parts = (self.template.prefix + content + self.suffix).split(SEPARATOR)
+        parts = self.format(text).split(SEPARATOR)
         input_ids = self.tokenizer(
             "".join(parts), add_special_tokens=True, truncation=True, max_length=self.max_length
         )["input_ids"]
