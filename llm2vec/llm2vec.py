@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,17 @@ from llm2vec.model_sources import (
     explain_load_error,
     write_adapter_base,
 )
+from llm2vec.packing import (
+    PackedSequences,
+    install_varlen_attention,
+    packed_call,
+    pool_packed,
+    supports_packing,
+    token_budget_batches,
+)
 from llm2vec.pooling import pool, position_ids_from_mask
 from llm2vec.prompts import get_template, llm2vec_template
-from llm2vec.tokenization import SEPARATOR
-from llm2vec.tokenization import EmbeddingTokenizer
+from llm2vec.tokenization import SEPARATOR, EmbeddingTokenizer
 from llm2vec.weights import load_into, read_safetensors_folder
 
 _CONFIG_KEYS = {f.name for f in fields(LLM2VecConfig)}
@@ -361,6 +368,23 @@ class LLM2Vec(nn.Module):
             self.skip_instruction,
         )
 
+    def packed_hidden_states(self, packed: PackedSequences) -> torch.Tensor:
+        """Final hidden states (1, T, hidden) of a packed row; attention stays within each sample.
+
+        :data:`~llm2vec.packing.VARLEN_SDPA` (see ``install_varlen_attention``) and flash attention
+        take the sample boundaries from ``cu_seq_lens``; plain sdpa, eager and flex attention get
+        transformers' block-diagonal mask, correct but quadratic in the row's length.
+        """
+        tokens = {"input_ids": packed.input_ids} if packed.inputs_embeds is None else {"inputs_embeds": packed.inputs_embeds}
+        with packed_call():
+            return self.model(
+                **tokens,
+                attention_mask=None,
+                position_ids=packed.position_ids,
+                use_cache=False,
+                **packed.varlen_kwargs(),
+            ).last_hidden_state
+
     def embed(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled embeddings (batch, hidden) of tokenized features."""
         return self.get_pooling(features, self.hidden_states(features))
@@ -417,13 +441,23 @@ class LLM2Vec(nn.Module):
         convert_to_numpy: bool = False,
         convert_to_tensor: bool = False,
         device: str | torch.device | None = None,
+        *,
+        packing: bool | None = None,
+        max_batch_tokens: int | None = None,
     ) -> torch.Tensor | np.ndarray:
         """Embed texts, ``[instruction, text]`` pairs or ``[instruction, text, id]`` triples; float32, in input order.
 
-        Texts are sorted by length so that batches hold texts of similar length; each text is cut
-        to ``doc_max_length`` tokens (whole words, as llm2vec does, under llm2vec's tokenization)
-        and each row to ``max_length``. Returns a tensor (batch, hidden), or a numpy array with
-        ``convert_to_numpy``; a single string or triple gives one vector.
+        Each text is cut to ``doc_max_length`` tokens (whole words, as llm2vec does, under llm2vec's
+        tokenization) and each row to ``max_length``. Returns a tensor (batch, hidden), or a numpy
+        array with ``convert_to_numpy``; a single string or triple gives one vector.
+
+        Batches are packed by default: the texts of a batch sit back to back in one row with
+        attention kept within each text, so no token is padding, and a batch holds as many texts,
+        longest first, as fit ``max_batch_tokens`` (default: ``batch_size`` times the longest
+        text, the size of the largest padded batch). ``packing=False`` (and any model whose
+        attention cannot take packed rows: eager, flex, or ``release_compat``) pads batches of
+        ``batch_size`` texts sorted by character length, as llm2vec does. Both give the same
+        embeddings up to rounding (1e-5 in float32).
         """
         # One triple is one input, as in llm2vec; two strings are two texts, not a pair.
         single = isinstance(sentences, str) or (
@@ -433,19 +467,17 @@ class LLM2Vec(nn.Module):
         device = torch.device(device) if device is not None else self.device
         if device != self.device:
             self.to(device)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
         embeddings: list[torch.Tensor | None] = [None] * len(texts)
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
-                starts = range(0, len(order), batch_size)
-                for start in tqdm(starts, desc="Batches", disable=not show_progress_bar):
-                    batch = order[start : start + batch_size]
-                    features = self.tokenize([texts[i] for i in batch], text_max_length=self.doc_max_length)
-                    features = {k: v.to(device) for k, v in features.items()}
-                    pooled = self.embed(features).float().cpu()
-                    for row, index in enumerate(batch):
+                batches = self._packed_batches if self._packs(packing) else self._padded_batches
+                for indices, pooled in batches(texts, batch_size, max_batch_tokens, device, show_progress_bar):
+                    pooled = pooled.float().cpu()
+                    for row, index in enumerate(indices):
                         embeddings[index] = pooled[row]
         finally:
             self.train(was_training)
@@ -458,6 +490,54 @@ class LLM2Vec(nn.Module):
         if convert_to_numpy and not convert_to_tensor:
             return result.numpy()
         return result
+
+    def _packs(self, packing: bool | None) -> bool:
+        """Whether ``encode`` packs: as asked, else whenever the model's attention allows it."""
+        if packing is None:
+            return supports_packing(self.model) and not self.llm2vec_config.release_compat
+        if packing and self.llm2vec_config.release_compat:
+            raise ValueError(
+                "release_compat numbers positions through the left padding, so its embeddings depend on padding; "
+                "encode it with packing=False"
+            )
+        return packing
+
+    def _padded_batches(
+        self, texts: list[str], batch_size: int, max_batch_tokens: int | None, device: torch.device, progress: bool
+    ) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """Left-padded batches of ``batch_size`` texts, longest (in characters) first, as llm2vec batches."""
+        if max_batch_tokens is not None:
+            raise ValueError("max_batch_tokens applies to packed batches; padded batches hold batch_size texts")
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in tqdm(range(0, len(order), batch_size), desc="Batches", disable=not progress):
+            indices = order[start : start + batch_size]
+            features = self.tokenize([texts[i] for i in indices], text_max_length=self.doc_max_length)
+            yield indices, self.embed({k: v.to(device) for k, v in features.items()})
+
+    def _packed_batches(
+        self, texts: list[str], batch_size: int, max_batch_tokens: int | None, device: torch.device, progress: bool
+    ) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """Packed rows of at most ``max_batch_tokens`` tokens, texts longest (in tokens) first."""
+        if not texts:
+            return
+        install_varlen_attention(self.model)
+        encoded = [self.embedding_tokenizer.encode_text(text, self.doc_max_length) for text in texts]
+        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].input_ids))
+        lengths = [len(encoded[i].input_ids) for i in order]
+        budget = max_batch_tokens if max_batch_tokens is not None else batch_size * lengths[0]
+        batches = token_budget_batches(lengths, budget)
+        for batch in tqdm(batches, desc="Batches", disable=not progress):
+            indices = [order[position] for position in batch]
+            packed = self.embedding_tokenizer.pack([encoded[i] for i in indices])
+            packed = replace(
+                packed,
+                input_ids=packed.input_ids.to(device),
+                position_ids=packed.position_ids.to(device),
+                cu_seq_lens=packed.cu_seq_lens.to(device),
+                embed_mask=packed.embed_mask.to(device),
+            )
+            hidden = self.packed_hidden_states(packed)
+            yield indices, pool_packed(hidden, packed, self.pooling_mode, self.skip_instruction)
 
     def _hidden_size(self) -> int:
         config = getattr(self.model, "config", None)

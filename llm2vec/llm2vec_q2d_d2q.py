@@ -24,7 +24,14 @@ from transformers.utils import ModelOutput
 from llm2vec.llm2vec import LLM2Vec
 from llm2vec.loss.reconstruction_loss import CE_IMPLEMENTATIONS, IGNORE_INDEX, ReconstructionLosses, reconstruction_loss
 from llm2vec.model_config import LLM2VecConfig
-from llm2vec.packing import PackedSequences, install_varlen_attention, pack_rows, pool_packed, reconstruction_rows
+from llm2vec.packing import (
+    PackedSequences,
+    install_varlen_attention,
+    pack_rows,
+    packed_call,
+    pool_packed,
+    reconstruction_rows,
+)
 from llm2vec.pooling import position_ids_from_mask
 from llm2vec.weights import load_into, read_safetensors_folder
 
@@ -151,20 +158,6 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
             return pool_packed(hidden, features, self.pooling_mode, self.skip_instruction)
         return self.embed(features)
 
-    def packed_hidden_states(self, packed: PackedSequences) -> torch.Tensor:
-        """Final hidden states (1, T, hidden) of a packed row; attention stays within each sample."""
-        if packed.inputs_embeds is None:
-            tokens = {"input_ids": packed.input_ids}
-        else:
-            tokens = {"inputs_embeds": packed.inputs_embeds}
-        return self.model(
-            **tokens,
-            attention_mask=None,
-            position_ids=packed.position_ids,
-            use_cache=False,
-            **packed.varlen_kwargs(),
-        ).last_hidden_state
-
     def _decoder_inputs(
         self, anchor: torch.Tensor, features: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -259,13 +252,14 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         inputs = token_embeddings[0, rows.input_positions].index_put(
             (rows.anchor_slots,), anchor_list[rows.anchor_sources]
         )
-        hidden = self.model(
-            inputs_embeds=inputs[None],
-            attention_mask=None,
-            position_ids=rows.position_ids,
-            use_cache=False,
-            **rows.varlen_kwargs(),
-        ).last_hidden_state[0]
+        with packed_call():
+            hidden = self.model(
+                inputs_embeds=inputs[None],
+                attention_mask=None,
+                position_ids=rows.position_ids,
+                use_cache=False,
+                **rows.varlen_kwargs(),
+            ).last_hidden_state[0]
         split = int(rows.targets_per_pair[:n_d].sum())
         losses = self._loss(hidden, rows.targets, split)
         return ReconstructionOutput(

@@ -12,7 +12,9 @@ Model-agnostic; the Stage I model builds its passes with :func:`pack_rows` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,25 @@ from torch import nn
 
 #: name under which the per-sample sdpa is registered in transformers' attention registries
 VARLEN_SDPA = "llm2vec_varlen_sdpa"
+#: attention implementations that keep the samples of a packed row apart without a dense mask
+VARLEN_CAPABLE = (VARLEN_SDPA, "flash_attention_2", "flash_attention_3")
+
+_IN_PACKED_CALL: ContextVar[bool] = ContextVar("llm2vec_in_packed_call", default=False)
+
+
+@contextmanager
+def packed_call() -> Iterator[None]:
+    """Mark a forward pass over a packed row that carries ``cu_seq_lens``.
+
+    Transformers sees restarting position ids without an attention mask and builds a dense
+    block-diagonal (1, 1, T, T) mask for sdpa: 268 MB of booleans for a 16k-token row, which
+    :data:`VARLEN_SDPA` would ignore. Inside this context its mask builder returns None instead.
+    """
+    token = _IN_PACKED_CALL.set(True)
+    try:
+        yield
+    finally:
+        _IN_PACKED_CALL.reset(token)
 
 @dataclass
 class PackedSequences:
@@ -82,6 +103,28 @@ def varlen_kwargs(cu_seq_lens: torch.Tensor, max_length: int) -> dict[str, Any]:
     as separate sequences: the names of transformers' ``FlashAttentionKwargs``."""
     cu = cu_seq_lens.to(torch.int32)
     return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": int(max_length), "max_length_k": int(max_length)}
+
+
+def token_budget_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Group consecutive items into batches of at most ``budget`` tokens (indices into ``lengths``).
+
+    An item longer than the budget gets a batch of its own. Items keep their order, so lengths
+    sorted longest first give batches whose first item bounds the attention cost of the rest.
+    """
+    if budget < 1:
+        raise ValueError(f"the token budget must be positive, got {budget}")
+    batches: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for index, length in enumerate(lengths):
+        if current and used + length > budget:
+            batches.append(current)
+            current, used = [], 0
+        current.append(index)
+        used += length
+    if current:
+        batches.append(current)
+    return batches
 
 
 def pack_rows(*features: dict[str, torch.Tensor]) -> PackedSequences:
@@ -285,13 +328,22 @@ def varlen_sdpa_attention_forward(
     return output, None
 
 
+def varlen_sdpa_mask(*args: Any, **kwargs: Any) -> torch.Tensor | None:
+    """sdpa's mask builder, except inside :func:`packed_call`, where ``cu_seq_lens`` replace the mask."""
+    from transformers.masking_utils import sdpa_mask
+
+    if _IN_PACKED_CALL.get():
+        return None
+    return sdpa_mask(*args, **kwargs)
+
+
 def register_varlen_attention() -> None:
     """Register :data:`VARLEN_SDPA` (attention function, and sdpa's mask builder for padded calls)."""
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    from transformers.masking_utils import AttentionMaskInterface
 
     AttentionInterface.register(VARLEN_SDPA, varlen_sdpa_attention_forward)
-    AttentionMaskInterface.register(VARLEN_SDPA, sdpa_mask)
+    AttentionMaskInterface.register(VARLEN_SDPA, varlen_sdpa_mask)
 
 
 def install_varlen_attention(model: nn.Module) -> bool:
@@ -310,3 +362,18 @@ def install_varlen_attention(model: nn.Module) -> bool:
     register_varlen_attention()
     config._attn_implementation = VARLEN_SDPA  # type: ignore[union-attr]
     return True
+
+
+def is_flash_attention(name: str | None) -> bool:
+    """Whether a transformers attention implementation name is a flash-attention kernel (varlen-capable)."""
+    return bool(name) and (name.startswith("flash_attention") or "flash-attn" in name or "flash_attn" in name)
+
+
+def supports_packing(model: nn.Module) -> bool:
+    """Whether packed rows of ``model`` can keep their samples apart without a dense (T, T) mask.
+
+    True for flash attention, sdpa (through :func:`install_varlen_attention`) and :data:`VARLEN_SDPA`;
+    False for eager and flex attention, for which transformers would build that mask.
+    """
+    current = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    return current in ("sdpa", VARLEN_SDPA) or is_flash_attention(current)

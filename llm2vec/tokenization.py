@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from llm2vec.packing import PackedSequences, cu_seq_lens_from_lengths, positions_from_lengths
 from llm2vec.prompts import PromptTemplate
 
 #: Marks where an instruction ends: texts are written ``"{instruction}; " + SEPARATOR + text``. It is
@@ -140,6 +141,28 @@ class EmbeddingTokenizer:
                 # the release, the span then reaches into the left padding.
                 embed_mask[i, width - min(row.embed_count, width) :] = 1
         return {"input_ids": input_ids, "attention_mask": attention_mask, "embed_mask": embed_mask}
+
+    @staticmethod
+    def pack(encoded: Sequence[EncodedText]) -> PackedSequences:
+        """Put tokenized texts back to back in one row (the padding-free layout of :meth:`pad`)."""
+        if not encoded:
+            raise ValueError("cannot pack an empty batch")
+        lengths = torch.tensor([len(row.input_ids) for row in encoded], dtype=torch.long)
+        if (lengths == 0).any():
+            raise ValueError("cannot pack a text without any token")
+        input_ids = torch.tensor([token for row in encoded for token in row.input_ids], dtype=torch.long)
+        embed_mask = torch.zeros(input_ids.numel(), dtype=torch.long)
+        ends = lengths.cumsum(0)
+        for end, length, row in zip(ends.tolist(), lengths.tolist(), encoded):
+            # As in pad(): a span longer than the row (llm2vec style) covers the whole row.
+            embed_mask[end - min(row.embed_count, length) : end] = 1
+        return PackedSequences(
+            input_ids=input_ids[None],
+            position_ids=positions_from_lengths(lengths)[None],
+            cu_seq_lens=cu_seq_lens_from_lengths(lengths),
+            max_length=int(lengths.max()),
+            embed_mask=embed_mask[None],
+        )
 
     def __call__(self, texts: Sequence[str], text_max_length: int | None = None) -> dict[str, torch.Tensor]:
         """Tokenize and left-pad a batch of texts."""
