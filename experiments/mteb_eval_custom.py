@@ -14,12 +14,19 @@ instructions shipped with llm2vec are used. Results are written in mteb's format
 ``<output_dir>/<model name>/<fingerprint>/<task>.json`` (the layout of mteb's ``MTEB.run``, with
 a fingerprint of the weights and settings in the revision slot); tasks with results there are
 skipped unless ``--overwrite``.
+
+Embeddings are cached in ``<output_dir>/embedding_cache/<model fingerprint>/`` as they are
+computed (``--embedding_cache_dir``, ``--no_cache``): a killed evaluation resumes losing at most
+one chunk, and texts shared by tasks are embedded once. Data-parallel on N GPUs (or CPU
+processes, gloo): ``torchrun --nproc_per_node N experiments/mteb_eval_custom.py ...`` or
+``accelerate launch --num_processes N experiments/mteb_eval_custom.py ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from llm2vec.evaluation.instructions import default_instructions_path
 from llm2vec.evaluation.runner import DTYPES, USER_ERRORS
@@ -27,7 +34,7 @@ from llm2vec.evaluation.runner import DTYPES, USER_ERRORS
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base_model_name_or_path", required=True, help="base model (hub id or folder)")
+    parser.add_argument("--base_model_name_or_path", help="base model (hub id or folder); required to evaluate")
     parser.add_argument(
         "--peft_model_name_or_path", nargs="+", default=None, help="PEFT adapter(s), applied in order"
     )
@@ -61,7 +68,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--allow_base_mismatch", action="store_true", help="apply an adapter to a base other than the one it records"
     )
+    parser.add_argument(
+        "--embedding_cache_dir", default=None, help="embedding cache root (default: <output_dir>/embedding_cache)"
+    )
+    parser.add_argument("--no_cache", action="store_true", help="neither read nor write the embedding cache")
+    parser.add_argument(
+        "--cache_chunk_texts", type=int, default=None,
+        help="texts per cache chunk, the most a kill loses (default: 64 x batch_size)",
+    )
+    parser.add_argument("--cache_report", action="store_true", help="print what the embedding cache holds and exit")
+    parser.add_argument(
+        "--no_packing", action="store_true", help="pad batches instead of packing them (llm2vec's batching)"
+    )
     args = parser.parse_args(argv)
+    if args.cache_report:
+        return args
+    if not args.base_model_name_or_path:
+        parser.error("the following arguments are required: --base_model_name_or_path")
     if not args.task_name and not args.local_tasks:
         parser.error("give --task_name and/or --local_tasks")
     return args
@@ -69,49 +92,80 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    cache_root = args.embedding_cache_dir or str(Path(args.output_dir) / "embedding_cache")
+    if args.cache_report:
+        from llm2vec.evaluation.embedding_cache import folder_report
 
+        reports = folder_report(cache_root)
+        for report in reports:
+            print(report)
+        total = sum(r.bytes for r in reports)
+        print(f"{len(reports)} model folder(s), {total / 2**20:.1f} MiB in {cache_root}")
+        return 0
+
+    from llm2vec.evaluation.data_parallel import finish, init_from_environment
+
+    ranks, device = init_from_environment(args.device)
+    try:
+        return _evaluate(args, ranks, device, cache_root)
+    finally:
+        finish(ranks)
+
+
+def _evaluate(args: argparse.Namespace, ranks, device: str | None, cache_root: str) -> int:
     from llm2vec.evaluation.mteb_encoder import LLM2VecMTEBEncoder
     from llm2vec.evaluation.runner import (
         OutputFolderCache,
         build_tasks,
         collect_instructions,
         dtype_name,
+        embedding_cache_for,
         evaluate_tasks,
+        evaluation_fingerprint,
         fingerprinted_model_meta,
         load_llm2vec,
         plan_tasks,
     )
 
+    say = print if ranks.is_main else (lambda *_, **__: None)
+    packing = False if args.no_packing else None
     cache = OutputFolderCache(args.output_dir)
     try:
         tasks = build_tasks(args.task_name, args.local_tasks)
         instructions = collect_instructions(
             tasks, args.task_to_instructions_fp, allow_missing=args.allow_missing_instructions
         )
-        dtype = dtype_name(args.dtype, args.device)
-        model_meta = fingerprinted_model_meta(
-            cache, args.base_model_name_or_path, args.peft_model_name_or_path, name=args.model_name, dtype=dtype,
-            max_length=args.max_length, doc_max_length=args.doc_max_length, pooling_mode=args.pooling_mode,
-            attn_implementation=args.attn_implementation, instructions_path=args.task_to_instructions_fp,
-            merge_peft=args.merge_peft,
+        dtype = dtype_name(args.dtype, device)
+        settings = dict(
+            dtype=dtype, max_length=args.max_length, doc_max_length=args.doc_max_length,
+            pooling_mode=args.pooling_mode, attn_implementation=args.attn_implementation,
+            instructions_path=args.task_to_instructions_fp, merge_peft=args.merge_peft,
         )
+        model_meta = fingerprinted_model_meta(
+            cache, args.base_model_name_or_path, args.peft_model_name_or_path, name=args.model_name, **settings
+        )
+        _, parts = evaluation_fingerprint(args.base_model_name_or_path, args.peft_model_name_or_path, **settings)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    # Rank 0 decides what runs (the results folder may be on its file system only).
     plans = plan_tasks(tasks, cache, model_meta, overwrite=args.overwrite)
+    chosen = ranks.broadcast([plan.name for plan in plans if plan.run])
     for plan in plans:
+        plan.run = plan.name in chosen
         if not plan.run:
-            print(f"Skipping {plan.name}: results exist in {plan.result_path} (use --overwrite to re-run)")
+            say(f"Skipping {plan.name}: results exist in {plan.result_path} (use --overwrite to re-run)")
     to_run = [plan for plan in plans if plan.run]
     if not to_run:
-        print("Nothing to evaluate.")
+        say("Nothing to evaluate.")
         return 0
-    print(f"Evaluating {model_meta.name} on {len(to_run)} task(s): {', '.join(p.name for p in to_run)}")
+    say(f"Evaluating {model_meta.name} on {len(to_run)} task(s) with {ranks.world_size} process(es): "
+        f"{', '.join(p.name for p in to_run)}")
 
     model = load_llm2vec(
         args.base_model_name_or_path,
         args.peft_model_name_or_path,
-        device=args.device,
+        device=device,
         dtype=dtype,
         attn_implementation=args.attn_implementation,
         max_length=args.max_length,
@@ -120,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         allow_base_mismatch=args.allow_base_mismatch,
         merge_peft=args.merge_peft,
     )
+    embeddings = None if args.no_cache else embedding_cache_for(cache_root, parts, packing, ranks)
     encoder = LLM2VecMTEBEncoder(
         model,
         instructions,
@@ -127,12 +182,21 @@ def main(argv: list[str] | None = None) -> int:
         missing_instruction="empty" if args.allow_missing_instructions else "error",
         instructions_source=args.task_to_instructions_fp or default_instructions_path(),
         batch_size=args.batch_size,
+        show_progress_bar=ranks.is_main,
+        cache=embeddings,
+        ranks=ranks,
+        chunk_texts=args.cache_chunk_texts,
+        packing=packing,
     )
-    scores = evaluate_tasks(encoder, to_run, cache, batch_size=args.batch_size)
+    scores = evaluate_tasks(encoder, to_run, cache, batch_size=args.batch_size, ranks=ranks)
     for plan in to_run:
         score = scores.get(plan.name)
         shown = f"{score:.4f}" if score is not None else "n/a"
-        print(f"{plan.name}: main score {shown} -> {plan.result_path}")
+        say(f"{plan.name}: main score {shown} -> {plan.result_path}")
+    counts = encoder.counts
+    say(f"texts embedded: {counts['embedded']}, read from the embedding cache: {counts['cached']}")
+    if embeddings is not None:
+        say(embeddings.report())
     return 0
 
 

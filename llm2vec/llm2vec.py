@@ -491,6 +491,13 @@ class LLM2Vec(nn.Module):
             return result.numpy()
         return result
 
+    def token_counts(self, sentences: Sequence[str] | Sequence[Sequence[str]]) -> list[int]:
+        """Tokens of each input's row as ``encode`` builds it (template and cuts included)."""
+        return [
+            len(self.embedding_tokenizer.encode_text(self._as_text(s), self.doc_max_length).input_ids)
+            for s in sentences
+        ]
+
     def _packs(self, packing: bool | None) -> bool:
         """Whether ``encode`` packs: as asked, else whenever the model's attention allows it."""
         if packing is None:

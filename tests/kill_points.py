@@ -93,7 +93,15 @@ def install(point: str, hit: int) -> None:
 
         LLM2VecMTEBEncoder.encode_texts = _counting(LLM2VecMTEBEncoder.encode_texts, hit)
     elif point == "result_file":  # half of a result (or fingerprint) file written to its temporary
-        _replace_everywhere(files.write_atomically, _counting(files.write_atomically, hit, _half_written_temporary))
+        import llm2vec.evaluation.embedding_cache as embedding_cache
+
+        original = files.write_atomically
+        _replace_everywhere(original, _counting(original, hit, _half_written_temporary))
+        embedding_cache.write_atomically = original  # its writes have their own point
+    elif point == "embedding_chunk":  # half of an embedding cache file written to its temporary
+        import llm2vec.evaluation.embedding_cache as embedding_cache
+
+        embedding_cache.write_atomically = _counting(files.write_atomically, hit, _half_written_temporary)
     elif point == "after_task":  # a task's results saved, the next task not started
         from llm2vec.evaluation.runner import OutputFolderCache
 

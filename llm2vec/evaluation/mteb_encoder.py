@@ -7,6 +7,13 @@ The encoder looks up the task's instruction and hands ``[instruction, text]`` pa
 ``LLM2Vec.encode``, which cuts each text to ``doc_max_length`` tokens, batches by length and
 returns float32 embeddings in input order.
 
+The texts of one call are embedded in chunks (``chunk_texts``), longest first. With an
+:class:`~llm2vec.evaluation.embedding_cache.EmbeddingCache`, texts it holds are read instead of
+embedded and every finished chunk is written to it, so an interrupted evaluation resumes and a
+corpus shared by tasks is embedded once. Under data parallelism (``torchrun``), each chunk is
+split across ranks by tokens and gathered back on every rank (see
+:mod:`llm2vec.evaluation.data_parallel`); rank 0 alone reads and writes the cache.
+
 Instruction policy (E5-mistral, as in the release): the instruction of ``task_metadata.name`` is
 given to queries and to every text of symmetric tasks (STS, classification, clustering, pair
 classification, summarization); documents (``prompt_type == PromptType.document``, i.e. the corpus
@@ -28,6 +35,8 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 from tqdm.auto import tqdm
 
+from llm2vec.evaluation.data_parallel import Ranks, split_by_tokens
+from llm2vec.evaluation.embedding_cache import EmbeddingCache, text_key
 from llm2vec.evaluation.instructions import MissingInstructionError, format_instruction
 
 if TYPE_CHECKING:
@@ -146,6 +155,11 @@ class LLM2VecMTEBEncoder(AbsEncoder):
         instructions_source: named in the error message (the instructions file).
         batch_size: default batch size when mteb does not pass one.
         show_progress_bar: one progress bar per ``encode`` call, labelled with the task name.
+        cache: where embeddings are looked up and written (None: no cache).
+        ranks: this process among data-parallel ranks (default: the current process group's).
+        chunk_texts: texts per chunk: the unit of cache writes, of the split across ranks and at
+            most what an interruption loses (default ``64 * batch_size``).
+        packing: ``LLM2Vec.encode``'s ``packing`` (None: packed where the attention allows).
     """
 
     def __init__(
@@ -158,7 +172,13 @@ class LLM2VecMTEBEncoder(AbsEncoder):
         instructions_source: str | os.PathLike | None = None,
         batch_size: int = 32,
         show_progress_bar: bool = True,
+        cache: EmbeddingCache | None = None,
+        ranks: Ranks | None = None,
+        chunk_texts: int | None = None,
+        packing: bool | None = None,
     ) -> None:
+        if chunk_texts is not None and chunk_texts < 1:
+            raise ValueError(f"chunk_texts must be positive, got {chunk_texts}")
         if missing_instruction not in ("error", "empty"):
             raise ValueError(f"missing_instruction must be 'error' or 'empty', got {missing_instruction!r}")
         self.model = model
@@ -167,6 +187,12 @@ class LLM2VecMTEBEncoder(AbsEncoder):
         self.instructions_source = instructions_source
         self.batch_size = batch_size
         self.show_progress_bar = show_progress_bar
+        self.cache = cache
+        self.ranks = ranks if ranks is not None else Ranks.current()
+        self.chunk_texts = chunk_texts
+        self.packing = packing
+        #: texts embedded and texts read from the cache, over the encoder's life
+        self.counts = {"embedded": 0, "cached": 0}
         self._warned: set[str] = set()
         if model_meta is None:
             config = getattr(model.model, "config", None)
@@ -228,25 +254,83 @@ class LLM2VecMTEBEncoder(AbsEncoder):
         description: str = "Encoding",
         show_progress_bar: bool | None = None,
     ) -> np.ndarray:
-        """Embed ``texts`` with one ``instruction`` (``""`` for none), longest first, in input order."""
+        """Embed ``texts`` with one ``instruction`` (``""`` for none), in input order (float32).
+
+        Identical texts are embedded once; texts in the cache are read; the rest are embedded in
+        chunks, longest first, each written to the cache as soon as it is done.
+        """
         batch_size = batch_size or self.batch_size
         show = self.show_progress_bar if show_progress_bar is None else show_progress_bar
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        output: np.ndarray | None = None
-        for start in tqdm(range(0, len(order), batch_size), desc=description, disable=not show):
-            rows = order[start : start + batch_size]
-            embeddings = self.model.encode(
-                [[instruction, texts[i]] for i in rows],
-                batch_size=batch_size,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-            )
-            if output is None:
-                output = np.empty((len(texts), embeddings.shape[1]), dtype=np.float32)
-            output[rows] = embeddings
-        if output is None:  # no texts
+        keys = [text_key(instruction, text) for text in texts]
+        first: dict[bytes, int] = {}
+        for index, key in enumerate(keys):
+            first.setdefault(key, index)
+        unique = list(first.values())
+        found = self._cached(unique, keys)
+        missing = [i for i in unique if i not in found]
+        missing.sort(key=lambda i: (-len(texts[i]), i))
+        self.counts["cached"] += len(found)
+        self.counts["embedded"] += len(missing)
+        chunk_texts = self.chunk_texts or 64 * batch_size
+        progress = tqdm(total=len(missing), desc=description, disable=not show or not missing)
+        for start in range(0, len(missing), chunk_texts):
+            chunk = missing[start : start + chunk_texts]
+            found.update(self._embed_chunk(chunk, texts, instruction, batch_size))
+            if self.cache is not None and self.ranks.is_main:
+                self.cache.put([keys[i] for i in chunk], np.stack([found[i] for i in chunk]))
+            progress.update(len(chunk))
+        progress.close()
+        if not texts:
             return np.asarray(self.model.encode([], show_progress_bar=False, convert_to_numpy=True), dtype=np.float32)
-        return output
+        return np.stack([found[first[key]] for key in keys]).astype(np.float32, copy=False)
+
+    def _cached(self, unique: list[int], keys: list[bytes]) -> dict[int, np.ndarray]:
+        """The cached embeddings of ``unique`` (indices), the same on every rank.
+
+        Rank 0 decides what is cached. Other ranks read the same folder (a shared file system)
+        and receive from rank 0 only what they cannot read themselves.
+        """
+        if self.cache is None:
+            return {}
+        if self.ranks.is_main:
+            positions = self.cache.get([keys[i] for i in unique])
+            found = {unique[p]: vector for p, vector in positions.items()}
+        else:
+            found = {}
+        if not self.ranks.parallel:
+            return found
+        cached = set(self.ranks.broadcast(sorted(found)))
+        if not self.ranks.is_main:
+            self.cache.refresh()
+            wanted = sorted(cached)
+            positions = self.cache.get([keys[i] for i in wanted])
+            found = {wanted[p]: vector for p, vector in positions.items()}
+        lacking = sorted(set().union(*self.ranks.gather(sorted(cached - set(found)))))
+        if lacking:
+            sent = self.ranks.broadcast({i: found[i] for i in lacking} if self.ranks.is_main else None)
+            found.update(sent)
+        return found
+
+    def _embed_chunk(
+        self, chunk: list[int], texts: Sequence[str], instruction: str, batch_size: int
+    ) -> dict[int, np.ndarray]:
+        """``{index: embedding}`` of the texts of ``chunk``; with several ranks each embeds a share."""
+        mine = chunk
+        if self.ranks.parallel:
+            lengths = self.model.token_counts([[instruction, texts[i]] for i in chunk])
+            shares = split_by_tokens(lengths, self.ranks.world_size)
+            mine = [chunk[j] for j in shares[self.ranks.rank]]
+        embeddings = self.model.encode(
+            [[instruction, texts[i]] for i in mine],
+            batch_size=batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            packing=self.packing,
+        )
+        result = {}
+        for indices, rows in self.ranks.gather((mine, np.asarray(embeddings, dtype=np.float32))):
+            result.update(zip(indices, rows))
+        return result
 
     @staticmethod
     def _description(

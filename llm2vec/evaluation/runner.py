@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from mteb import ResultCache
 from mteb.models.model_meta import ModelMeta
 
+from llm2vec.evaluation.data_parallel import Ranks
+from llm2vec.evaluation.embedding_cache import EmbeddingCache, embedding_fingerprint
 from llm2vec.evaluation.instructions import (
     MissingInstructionError,
     check_instructions,
@@ -54,6 +56,7 @@ __all__ = [
     "resolve_dtype",
     "load_llm2vec",
     "evaluate_tasks",
+    "embedding_cache_for",
 ]
 
 
@@ -359,10 +362,17 @@ def evaluate_tasks(
     cache: ResultCache,
     *,
     batch_size: int = 32,
+    ranks: Ranks | None = None,
 ) -> dict[str, float]:
-    """Run mteb on every planned task (one ``mteb.evaluate`` call each); ``{task: main score}``."""
+    """Run mteb on every planned task (one ``mteb.evaluate`` call each); ``{task: main score}``.
+
+    Under data parallelism every rank runs the same tasks; only rank 0 writes results. A task is
+    then run whole (mteb's ``always``) so that no rank skips a subset another rank encodes;
+    the embedding cache makes the subsets already done cheap.
+    """
     import mteb
 
+    ranks = ranks or Ranks.current()
     scores: dict[str, float] = {}
     for plan in plans:
         if not plan.run:
@@ -370,8 +380,8 @@ def evaluate_tasks(
         result = mteb.evaluate(
             encoder,
             plan.task,
-            cache=cache,
-            overwrite_strategy=plan.overwrite_strategy,
+            cache=cache if ranks.is_main else None,
+            overwrite_strategy="always" if ranks.parallel else plan.overwrite_strategy,
             encode_kwargs={"batch_size": batch_size},
             co2_tracker=False,
             raise_error=True,
@@ -380,3 +390,15 @@ def evaluate_tasks(
         for task_result in result.task_results:
             scores[task_result.task_name] = float(task_result.get_score())
     return scores
+
+
+def embedding_cache_for(
+    root: str | os.PathLike, parts: dict[str, Any], packing: bool | None, ranks: Ranks | None = None
+) -> EmbeddingCache:
+    """The embedding cache folder of the model ``parts`` describes (see :func:`evaluation_fingerprint`).
+
+    The batching path is part of the key: packed and padded batches agree only up to rounding.
+    """
+    ranks = ranks or Ranks.current()
+    keyed = {**parts, "batching": "default" if packing is None else ("packed" if packing else "padded")}
+    return EmbeddingCache(Path(root) / embedding_fingerprint(keyed), keyed, writer=f"rank{ranks.rank}")

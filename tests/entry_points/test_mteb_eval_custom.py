@@ -65,7 +65,7 @@ def test_cli_writes_results_skips_them_and_overwrites(tmp_path, tiny_llama_dir, 
     paths = {name: folder / f"{name}.json" for name in ("TinySTS", "TinyRetrieval")}
     first = {name: mteb.TaskResult.from_disk(path) for name, path in paths.items()}
     assert (folder / "model_meta.json").exists() and (folder / "run_settings.jsonl").exists()
-    assert sorted(p.name for p in output.iterdir()) == [meta.model_name_as_path()]
+    assert sorted(p.name for p in output.iterdir()) == sorted([meta.model_name_as_path(), "embedding_cache"])
     for name, result in first.items():
         assert f"{name}: main score" in run.stdout
         assert result.task_name == name and list(result.scores) == ["test"]

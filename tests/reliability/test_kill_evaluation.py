@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from llm2vec.evaluation.embedding_cache import folder_report
 from llm2vec.testing.tiny_models import save_tiny_checkpoint
 
 KILLED = -9
@@ -103,3 +104,43 @@ def test_a_damaged_result_is_set_aside_and_only_its_task_runs_again(run_entry, t
     assert _results(output) == expected
     assert {p: p.read_bytes() for p in untouched} == untouched  # the other tasks were not recomputed
     shutil.rmtree(output)
+
+
+def _cache_counts(log: str) -> list[tuple[int, int]]:
+    """(embedded, read from the cache) of every finished run in the log."""
+    import re
+
+    return [(int(a), int(b)) for a, b in re.findall(r"texts embedded: (\d+), read from the embedding cache: (\d+)", log)]
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_the_middle_of_a_cache_write_resumes_from_the_cache(
+    run_entry, tmp_path, tiny_llama_dir, tasks_folder
+):
+    reference = tmp_path / "reference"
+    plain = [*_argv(tiny_llama_dir, tasks_folder, reference), "--no_cache"]
+    assert run_entry(SCRIPT, plain) == 0, run_entry.log.read_text()[-3000:]
+    expected = _results(reference)
+    assert not (reference / "embedding_cache").exists()
+    ((total, none_cached),) = _cache_counts(run_entry.log.read_text())
+    assert none_cached == 0
+
+    output = tmp_path / "killed"
+    argv = [*_argv(tiny_llama_dir, tasks_folder, output), "--cache_chunk_texts", "4"]
+    # the fifth chunk is half written when the process is killed
+    assert run_entry(SCRIPT, argv, "embedding_chunk", 5) == KILLED
+    (cache,) = (output / "embedding_cache").iterdir()
+    assert len(list(cache.glob("chunk-*.safetensors"))) == 4 and list(cache.glob(".*.tmp"))
+    (report,) = folder_report(output / "embedding_cache")
+    assert 4 < report.embeddings <= 16
+    assert run_entry(SCRIPT, argv) == 0, run_entry.log.read_text()[-3000:]
+    embedded, cached = _cache_counts(run_entry.log.read_text())[-1]
+    # the four complete chunks were read, not computed again; only the killed chunk was lost
+    assert cached == report.embeddings and embedded == total - report.embeddings
+    assert _results(output) == expected
+    assert not list(cache.glob(".*.tmp"))  # the dead run's temporary is gone
+
+    # every task again (--overwrite): nothing is embedded, the scores are the same
+    assert run_entry(SCRIPT, [*argv, "--overwrite"]) == 0
+    assert _cache_counts(run_entry.log.read_text())[-1] == (0, total)
+    assert _results(output) == expected
