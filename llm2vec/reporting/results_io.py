@@ -38,7 +38,7 @@ __all__ = [
 #: subset names of the English part of multilingual tasks in MTEB v1
 ENGLISH_SUBSETS: tuple[str, ...] = ("en", "en-en")
 #: JSON files of a results folder that are not task results
-NON_TASK_FILES: frozenset[str] = frozenset({"model_meta.json"})
+NON_TASK_FILES: frozenset[str] = frozenset({"model_meta.json", "fingerprint.json"})  # the latter: mteb_eval_custom's key record
 _FALLBACK_SPLITS: tuple[str, ...] = ("test", "dev", "validation")
 
 

@@ -228,6 +228,8 @@ def _write_mteb_results(root: Path) -> Path:
         )
         result.to_disk(folder / f"{task}.json")
     (folder / "notes.json").write_text(json.dumps({"comment": "not a task result"}))
+    # what mteb_eval_custom records next to the results: known, so neither read nor reported
+    (folder / "fingerprint.json").write_text(json.dumps({"weights": [], "dtype": "float32"}))
     return folder
 
 
@@ -249,6 +251,7 @@ def test_read_mteb_results_folder(tmp_path: Path) -> None:
         )
     assert "no 'test' split" in run.skipped["Banking77Classification.json"]
     assert "notes.json" in run.skipped
+    assert "fingerprint.json" not in run.skipped
     assert run.details["STS17"].subsets == ("en-en",) and run.details["MSMARCO"].split == "dev"
     assert read_results_dir(folder, splits={"MSMARCO": "test"})["MSMARCO"] == pytest.approx(90.0)
     with pytest.raises(ResultsReadError, match="subset"):
