@@ -89,13 +89,18 @@ def _row(results: Results, seeds: Sequence[int], label: str, change: str, run: s
 
 
 def seeds_table(results: Results, seeds: Sequence[int]) -> list[str]:
-    """The demo-task average of each arm as shipped and in float32, one column per seed."""
+    """The demo-task average of each arm, at the shipped Stage II learning rate (1e-3) and at the
+    earlier one (5e-4), in bf16 and float32, one column per seed."""
     rows = [("Stage I only (bf16)", "demo-StageI-default-s{seed}@final"),
-            ("Baseline (bf16)", "demo-Baseline-default-s{seed}@final"),
-            ("Anchor (bf16)", "demo-Anchor-default-s{seed}@final"),
+            ("Baseline, lr 1e-3 (bf16)", "demo-Baseline-lr1e-3-s{seed}@final"),
+            ("Anchor, lr 1e-3 (bf16)", "demo-Anchor-lr1e-3-s{seed}@final"),
             ("Stage I only (float32)", "demo-StageI-fp32-s{seed}@final"),
-            ("Baseline (float32)", "demo-Baseline-stageII-fp32-s{seed}@final"),
-            ("Anchor (float32)", "demo-Anchor-fp32-s{seed}@final")]
+            ("Baseline, lr 1e-3 (float32)", "demo-Baseline-fp32-lr1e-3-s{seed}@final"),
+            ("Anchor, lr 1e-3 (float32)", "demo-Anchor-fp32-lr1e-3-s{seed}@final"),
+            ("Baseline, lr 5e-4 (bf16)", "demo-Baseline-default-s{seed}@final"),
+            ("Anchor, lr 5e-4 (bf16)", "demo-Anchor-default-s{seed}@final"),
+            ("Baseline, lr 5e-4 (float32)", "demo-Baseline-stageII-fp32-s{seed}@final"),
+            ("Anchor, lr 5e-4 (float32)", "demo-Anchor-fp32-s{seed}@final")]
     lines = ["| arm | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean ± sd (n) |",
              "|---|" + "---:|" * len(seeds) + "---|"]
     for label, name in rows:

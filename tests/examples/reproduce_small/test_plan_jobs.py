@@ -145,15 +145,15 @@ def test_the_seeds_table_has_a_column_per_seed_and_leaves_unrun_seeds_empty(tmp_
     suite.mkdir()
     (suite / "manifest.json").write_text("{}")
     executor = Executor(build_demo_plan((1, 2)), Settings(root=tmp_path, suite=suite, models={}), log=lambda _: None)
-    for seed, score in ((1, 0.3), (3, 0.6)):
-        name = f"demo-Baseline-default-s{seed}@final"
+    for seed, score in ((1, 0.3), (3, 0.6)):  # seed 3 is one of the shipped demo's further seeds
+        name = f"demo-Baseline-lr1e-3-s{seed}@final"
         executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
         executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(executor.by_name[name]),
                                                          "scores": dict.fromkeys(DEMO_TASKS, score)}))
     lines = seeds_table(Results(executor), (1, 2, 3))
     assert lines[0] == "| arm | seed 1 | seed 2 | seed 3 | mean ± sd (n) |"
-    baseline = next(line for line in lines if line.startswith("| Baseline (bf16)"))
-    assert baseline == "| Baseline (bf16) | 30.00 |  | 60.00 | 45.00 ± 21.21 (n=2) |"
+    baseline = next(line for line in lines if line.startswith("| Baseline, lr 1e-3 (bf16)"))
+    assert baseline == "| Baseline, lr 1e-3 (bf16) | 30.00 |  | 60.00 | 45.00 ± 21.21 (n=2) |"
 
 
 def test_the_demo_campaign_reads_its_pinned_configs(tmp_path: Path, monkeypatch) -> None:
