@@ -167,6 +167,42 @@ def stage_one(model: Architecture, strategy: str, per_device: int, world: int, s
     return terms
 
 
+def release_stage_one(model: Architecture, per_device: int, world: int, seq: int = 512) -> dict[str, float]:
+    """Bytes per GPU of the release's Stage I: DDP with its bf16 state, activation checkpointing and
+    flash attention as its configs set them, four padded passes (each direction's decoder pass
+    apart: the largest layer recompute is one pass of ``per_device`` rows of ``seq + 1``) and the
+    full bf16 logits of :func:`release_logits_bytes` instead of a chunked cross-entropy."""
+    terms = stage_one(model, "ddp", per_device, world, seq)
+    terms["layer_recompute"] = per_device * (seq + 1) * model.layer_activation_bytes()
+    terms["cross_entropy"] = release_logits_bytes(model, per_device, seq)
+    terms["total"] = sum(v for k, v in terms.items() if k != "total")
+    return terms
+
+
+def largest_micro_batch(estimate, card_gib: int, limit: int = 256) -> int:
+    """The largest power-of-two per-device batch whose estimate fits the card (0: none)."""
+    best, per_device = 0, 1
+    while per_device <= limit and estimate(per_device)["total"] <= USABLE_FRACTION * card_gib * GIB:
+        best, per_device = per_device, per_device * 2
+    return best
+
+
+def micro_batch_rows(world: int = 8) -> list[dict]:
+    """Largest Stage I micro-batch per card: the release (DDP) against ours (DDP and FSDP2)."""
+    rows = []
+    for model in MODELS:
+        estimates = {
+            "release": lambda b, m=model: release_stage_one(m, b, world),
+            "ddp": lambda b, m=model: stage_one(m, "ddp", b, world),
+            "fsdp2": lambda b, m=model: stage_one(m, "fsdp2", b, world),
+        }
+        rows.append({"model": model.name, "fits": {
+            card: {name: largest_micro_batch(estimate, card) for name, estimate in estimates.items()}
+            for card in CARDS_GIB
+        }})
+    return rows
+
+
 def cross_entropy_bytes(model: Architecture, targets: int, chunk: int | None, fused: bool) -> float:
     """Our label-only cross-entropy: logits of ``chunk`` target positions at a time (all with None).
 
@@ -183,10 +219,12 @@ def cross_entropy_bytes(model: Architecture, targets: int, chunk: int | None, fu
 
 
 def release_logits_bytes(model: Architecture, per_device: int, seq: int = 512) -> float:
-    """The release's logits: batch x (seq + 1) x vocab per direction in float32, two directions, kept
-    for the backward (the log-softmax of each direction). A lower bound of its peak: the bf16
-    logits, their float32 upcast and the shifted copy exist at the same time during the forward."""
-    return 2 * per_device * (seq + 1) * model.vocab * 4
+    """The release's logits at the peak of its loss: batch x (seq + 1) x vocab entries per direction,
+    all bf16 (its trainer applies ``lm_head`` to the body's bf16 output and never upcasts). During the
+    second direction's forward: the first direction's logits (held by the trainer until the loss
+    returns) and its log-softmax (kept for the backward), then the second direction's logits, its
+    shifted ``.contiguous()`` copy and its log-softmax: 5 x 2 bytes per entry of one direction."""
+    return 5 * per_device * (seq + 1) * model.vocab * 2
 
 
 # ---------------------------------------------------------------------------- Stage II
@@ -320,6 +358,14 @@ def markdown() -> str:
             f"**{_gib(t['total'])}** | {_gib(row['unchunked_cross_entropy'])} | {_gib(row['release_logits'])} | "
             + " | ".join(_split(row["fits"][card]) for card in CARDS_GIB) + " |"
         )
+
+    out.append("\nLargest Stage I micro-batch (pairs per GPU, powers of two, worst case, 8 GPUs): the release "
+               "(DDP, full bf16 logits, padded passes) against ours (DDP; FSDP2):\n")
+    out.append("| model | " + " | ".join(f"{card} GB release / ours DDP / ours FSDP2" for card in CARDS_GIB) + " |")
+    out.append("| --- |" + " --- |" * len(CARDS_GIB))
+    for row in micro_batch_rows():
+        cells = [" / ".join(str(row["fits"][card][k] or "—") for k in ("release", "ddp", "fsdp2")) for card in CARDS_GIB]
+        out.append(f"| {row['model']} | " + " | ".join(cells) + " |")
 
     out.append("\nStage I on one GPU (no sharding), per device × accumulation for a total of 512 (config's "
                "per-device batch or less):\n")

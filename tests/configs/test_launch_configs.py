@@ -334,3 +334,21 @@ def test_memory_doc_tables_are_the_output_of_estimate_memory() -> None:
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "estimate_memory.py")], capture_output=True,
                             text=True, cwd=REPO, timeout=60, check=True)
     assert result.stdout.strip() in (REPO / "docs" / "memory.md").read_text()
+
+
+def test_release_memory_model_holds_five_bf16_logit_tensors_and_fits_fewer_pairs() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("estimate_memory", REPO / "scripts" / "estimate_memory.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["estimate_memory"] = module
+    spec.loader.exec_module(module)
+    llama_1b = module.MODELS[0]
+    # five bf16 tensors of 32 x 513 x 128,256 at the peak of the release's loss
+    assert module.release_logits_bytes(llama_1b, 32) == 5 * 32 * 513 * 128_256 * 2
+    release = module.release_stage_one(llama_1b, 32, 8)
+    ours = module.stage_one(llama_1b, "ddp", 32, 8)
+    assert release["weights"] == ours["weights"] and release["total"] > ours["total"]
+    (row,) = [r for r in module.micro_batch_rows() if r["model"] == "Llama-3.2-1B"]
+    assert row["fits"][80] == {"release": 64, "ddp": 128, "fsdp2": 256}
+    assert module.largest_micro_batch(lambda b: {"total": b * module.GIB}, 24) == 16  # 21.6 GiB usable
