@@ -19,7 +19,7 @@ Embeddings are cached in ``<output_dir>/embedding_cache/<model fingerprint>/`` a
 computed (``--embedding_cache_dir``, ``--no_cache``): a killed evaluation resumes losing at most
 one chunk, and texts shared by tasks are embedded once. Data-parallel on N GPUs (or CPU
 processes, gloo): ``torchrun --nproc_per_node N experiments/mteb_eval_custom.py ...`` or
-``accelerate launch --num_processes N experiments/mteb_eval_custom.py ...``.
+``accelerate launch --multi_gpu --num_processes N experiments/mteb_eval_custom.py ...``.
 """
 
 from __future__ import annotations

@@ -129,3 +129,26 @@ def test_an_adapter_changed_in_place_is_embedded_again(tmp_path, tiny_llama_dir)
                         env=subprocess_env())
     assert report.returncode == 0 and "2 model folder(s)" in report.stdout
     assert report.stdout.count(": 48 embeddings in 6 chunk(s)") == 2, report.stdout  # 48 texts, chunks of 8
+
+
+@pytest.mark.slow
+def test_accelerate_launch_runs_two_processes(tmp_path, tiny_llama_dir) -> None:
+    """`accelerate launch --multi_gpu` starts the processes through torch's launcher; without GPUs
+    the evaluation joins them with gloo."""
+    from tests.helpers import free_port
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    spec = json.loads((LOCAL_TASKS / "tiny_sts.json").read_text())
+    spec["path"] = str(LOCAL_TASKS / spec["path"])
+    (tasks / "tiny_sts.json").write_text(json.dumps(spec))
+    single = run_forked(SCRIPT, _argv(tiny_llama_dir, tasks, tmp_path / "single"), env=subprocess_env())
+    assert single.returncode == 0, single.stderr[-4000:]
+    import sys
+
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                "--main_process_port", str(free_port())]
+    result = run_checked([*launcher, str(SCRIPT), *_argv(tiny_llama_dir, tasks, tmp_path / "accelerate")], timeout=600)
+    assert "with 2 process(es)" in result.stdout
+    assert _scores(tmp_path / "accelerate")["TinySTS"] == pytest.approx(_scores(tmp_path / "single")["TinySTS"], abs=1e-4)
