@@ -375,14 +375,17 @@ class LLM2Vec(nn.Module):
         take the sample boundaries from ``cu_seq_lens``; plain sdpa, eager and flex attention get
         transformers' block-diagonal mask, correct but quadratic in the row's length.
         """
-        tokens = {"input_ids": packed.input_ids} if packed.inputs_embeds is None else {"inputs_embeds": packed.inputs_embeds}
+        if packed.inputs_embeds is None:
+            return self._run_packed_row(packed.position_ids, packed.varlen_kwargs(), input_ids=packed.input_ids)
+        return self._run_packed_row(packed.position_ids, packed.varlen_kwargs(), inputs_embeds=packed.inputs_embeds)
+
+    def _run_packed_row(
+        self, position_ids: torch.Tensor, varlen: dict[str, Any], **tokens: torch.Tensor
+    ) -> torch.Tensor:
+        """The transformer on one packed row (``input_ids`` or ``inputs_embeds``), without a dense mask."""
         with packed_call():
             return self.model(
-                **tokens,
-                attention_mask=None,
-                position_ids=packed.position_ids,
-                use_cache=False,
-                **packed.varlen_kwargs(),
+                **tokens, attention_mask=None, position_ids=position_ids, use_cache=False, **varlen
             ).last_hidden_state
 
     def embed(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -535,14 +538,7 @@ class LLM2Vec(nn.Module):
         batches = token_budget_batches(lengths, budget)
         for batch in tqdm(batches, desc="Batches", disable=not progress):
             indices = [order[position] for position in batch]
-            packed = self.embedding_tokenizer.pack([encoded[i] for i in indices])
-            packed = replace(
-                packed,
-                input_ids=packed.input_ids.to(device),
-                position_ids=packed.position_ids.to(device),
-                cu_seq_lens=packed.cu_seq_lens.to(device),
-                embed_mask=packed.embed_mask.to(device),
-            )
+            packed = self.embedding_tokenizer.pack([encoded[i] for i in indices]).to(device)
             hidden = self.packed_hidden_states(packed)
             yield indices, pool_packed(hidden, packed, self.pooling_mode, self.skip_instruction)
 

@@ -28,7 +28,6 @@ from llm2vec.packing import (
     PackedSequences,
     install_varlen_attention,
     pack_rows,
-    packed_call,
     pool_packed,
     reconstruction_rows,
 )
@@ -252,14 +251,7 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         inputs = token_embeddings[0, rows.input_positions].index_put(
             (rows.anchor_slots,), anchor_list[rows.anchor_sources]
         )
-        with packed_call():
-            hidden = self.model(
-                inputs_embeds=inputs[None],
-                attention_mask=None,
-                position_ids=rows.position_ids,
-                use_cache=False,
-                **rows.varlen_kwargs(),
-            ).last_hidden_state[0]
+        hidden = self._run_packed_row(rows.position_ids, rows.varlen_kwargs(), inputs_embeds=inputs[None])[0]
         split = int(rows.targets_per_pair[:n_d].sum())
         losses = self._loss(hidden, rows.targets, split)
         return ReconstructionOutput(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -24,8 +24,6 @@ from torch import nn
 
 #: name under which the per-sample sdpa is registered in transformers' attention registries
 VARLEN_SDPA = "llm2vec_varlen_sdpa"
-#: attention implementations that keep the samples of a packed row apart without a dense mask
-VARLEN_CAPABLE = (VARLEN_SDPA, "flash_attention_2", "flash_attention_3")
 
 _IN_PACKED_CALL: ContextVar[bool] = ContextVar("llm2vec_in_packed_call", default=False)
 
@@ -83,6 +81,17 @@ class PackedSequences:
 
     def varlen_kwargs(self) -> dict[str, Any]:
         return varlen_kwargs(self.cu_seq_lens, self.max_length)
+
+    def to(self, device: torch.device | str) -> PackedSequences:
+        """The same row with every tensor on ``device``."""
+
+        def move(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.to(device)
+
+        return replace(
+            self, input_ids=move(self.input_ids), position_ids=move(self.position_ids),
+            cu_seq_lens=move(self.cu_seq_lens), embed_mask=move(self.embed_mask), inputs_embeds=move(self.inputs_embeds),
+        )
 
 
 def cu_seq_lens_from_lengths(lengths: torch.Tensor) -> torch.Tensor:
