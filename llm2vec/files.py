@@ -72,6 +72,18 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def set_aside(path: str | os.PathLike) -> Path:
+    """Rename an unreadable file to ``<name>.corrupt`` (``.corrupt.1``, ... if taken); returns the new path."""
+    path = Path(path)
+    aside = path.with_name(path.name + ".corrupt")
+    number = 0
+    while aside.exists():
+        number += 1
+        aside = path.with_name(f"{path.name}.corrupt.{number}")
+    os.replace(path, aside)
+    return aside
+
+
 def replace_folder(staged: str | os.PathLike, target: str | os.PathLike) -> Path:
     """Move the complete folder ``staged`` to ``target``, replacing what is there in two renames.
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from llm2vec.files import remove_stale_temporaries, write_atomically, write_text_atomically
+from llm2vec.files import remove_stale_temporaries, set_aside, write_atomically, write_text_atomically
 from llm2vec.fingerprint import digest
 
 logger = logging.getLogger(__name__)
@@ -175,10 +175,10 @@ class EmbeddingCache:
         with safe_open(str(path), framework="pt") as handle:
             return handle.get_tensor(name)
 
-    def _set_aside(self, path: Path, error: Exception) -> None:
-        aside = path.with_name(path.name + ".corrupt")
+    @staticmethod
+    def _set_aside(path: Path, error: Exception) -> None:
         try:
-            os.replace(path, aside)
+            aside = set_aside(path)
         except OSError:
             aside = path
         logger.warning("embedding cache chunk %s cannot be read (%s); set aside as %s, its texts are encoded again",
