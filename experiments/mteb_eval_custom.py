@@ -121,8 +121,7 @@ def _evaluate(args: argparse.Namespace, ranks, device: str | None, cache_root: s
         dtype_name,
         embedding_cache_for,
         evaluate_tasks,
-        evaluation_fingerprint,
-        fingerprinted_model_meta,
+        fingerprinted_model,
         load_llm2vec,
         plan_tasks,
     )
@@ -141,10 +140,9 @@ def _evaluate(args: argparse.Namespace, ranks, device: str | None, cache_root: s
             pooling_mode=args.pooling_mode, attn_implementation=args.attn_implementation,
             instructions_path=args.task_to_instructions_fp, merge_peft=args.merge_peft,
         )
-        model_meta = fingerprinted_model_meta(
+        model_meta, parts = fingerprinted_model(
             cache, args.base_model_name_or_path, args.peft_model_name_or_path, name=args.model_name, **settings
         )
-        _, parts = evaluation_fingerprint(args.base_model_name_or_path, args.peft_model_name_or_path, **settings)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ from llm2vec.evaluation.instructions import (
 )
 from llm2vec.evaluation.local_tasks import LocalTaskError
 from llm2vec.evaluation.task_lists import build_mteb_tasks, resolve_task_names
-from llm2vec.files import remove_stale_temporaries, temporary_path, write_atomically, write_text_atomically
+from llm2vec.files import remove_stale_temporaries, set_aside, temporary_path, write_atomically, write_text_atomically
 from llm2vec.fingerprint import chain_fingerprint, digest, file_digest
 from llm2vec.model_sources import ModelSourceError
 
@@ -52,6 +52,7 @@ __all__ = [
     "plan_tasks",
     "evaluation_fingerprint",
     "fingerprinted_model_meta",
+    "fingerprinted_model",
     "default_device",
     "resolve_dtype",
     "load_llm2vec",
@@ -187,7 +188,7 @@ def plan_tasks(tasks: Sequence[AbsTask], cache: ResultCache, model_meta: ModelMe
         try:
             existing = TaskResult.from_disk(path)
         except Exception as error:  # noqa: BLE001 - any unreadable file is treated the same way
-            aside = _set_aside(path)
+            aside = set_aside(path)
             logger.warning("%s cannot be read (%s); moved to %s, %s runs again", path, error, aside, task.metadata.name)
             print(f"warning: {path} cannot be read; moved to {aside} and running {task.metadata.name} again")
             plans.append(TaskPlan(task, path, True, "always", "unreadable results set aside"))
@@ -202,17 +203,6 @@ def plan_tasks(tasks: Sequence[AbsTask], cache: ResultCache, model_meta: ModelMe
         else:
             plans.append(TaskPlan(task, path, False, "only-missing", "results exist"))
     return plans
-
-
-def _set_aside(path: Path) -> Path:
-    """Rename an unreadable result to ``<name>.corrupt`` (``.corrupt.1``, ... if taken)."""
-    aside = path.with_name(path.name + ".corrupt")
-    number = 0
-    while aside.exists():
-        number += 1
-        aside = path.with_name(f"{path.name}.corrupt.{number}")
-    os.replace(path, aside)
-    return aside
 
 
 def _fingerprinted_settings(settings: Any) -> dict[str, Any]:
@@ -280,6 +270,28 @@ def fingerprinted_model_meta(
 ) -> ModelMeta:
     """The mteb metadata of a model whose results folder is keyed by :func:`evaluation_fingerprint`;
     the folder's ``fingerprint.json`` records what the key stands for."""
+    return fingerprinted_model(
+        cache, base_model_name_or_path, peft_model_name_or_path, name=name, dtype=dtype, max_length=max_length,
+        doc_max_length=doc_max_length, pooling_mode=pooling_mode, attn_implementation=attn_implementation,
+        instructions_path=instructions_path, merge_peft=merge_peft,
+    )[0]
+
+
+def fingerprinted_model(
+    cache: OutputFolderCache,
+    base_model_name_or_path: str | os.PathLike,
+    peft_model_name_or_path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    *,
+    name: str | None,
+    dtype: str,
+    max_length: int,
+    doc_max_length: int,
+    pooling_mode: str | None = None,
+    attn_implementation: str | None = None,
+    instructions_path: str | os.PathLike | None = None,
+    merge_peft: bool = False,
+) -> tuple[ModelMeta, dict[str, Any]]:
+    """:func:`fingerprinted_model_meta` and the record its key digests (for the embedding cache)."""
     from llm2vec.evaluation.mteb_encoder import build_model_meta
 
     revision, parts = evaluation_fingerprint(
@@ -293,7 +305,7 @@ def fingerprinted_model_meta(
     folder = cache.get_task_result_path("_", meta).parent
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomically(folder / FINGERPRINT_NAME, json.dumps(parts, indent=2, default=str) + "\n")
-    return meta
+    return meta, parts
 
 
 def default_device() -> str:
