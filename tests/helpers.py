@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,16 @@ TINY_STAGE_II_CONFIG = TRAIN_CONFIGS / "tiny" / "stage_II_tiny.json"
 TORCHRUN_SCRIPT = REPO / "launch" / "torchrun_multinode.sh"
 #: the tiny MTEB-format tasks of ``tests/data/local_tasks`` (their specs and data)
 LOCAL_TASKS = REPO / "tests" / "data" / "local_tasks"
+
+
+def write_local_task_specs(folder: Path, names: Sequence[str]) -> Path:
+    """``folder`` (created) holding the spec of each named tiny local task, its data path made absolute."""
+    folder.mkdir(parents=True)
+    for name in names:
+        spec = json.loads((LOCAL_TASKS / f"{name}.json").read_text())
+        spec["path"] = str(LOCAL_TASKS / spec["path"])
+        (folder / f"{name}.json").write_text(json.dumps(spec))
+    return folder
 
 
 def write_config_variant(folder: Path, source: Path, name: str = "variant.json", **changes: Any) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,20 +14,11 @@ import torch
 from llm2vec.evaluation.data_parallel import split_by_tokens
 from llm2vec.evaluation.embedding_cache import EmbeddingCache
 from tests.forked_runs import run_forked
-from tests.helpers import LOCAL_TASKS, REPO, run_checked, subprocess_env, torchrun
+from tests.helpers import REPO, free_port, run_checked, subprocess_env, torchrun, write_local_task_specs
 
 SCRIPT = REPO / "experiments" / "mteb_eval_custom.py"
 TASK_TYPES = ("tiny_sts", "tiny_classification", "tiny_retrieval", "tiny_clustering", "tiny_pair_classification",
               "tiny_reranking")
-
-
-def _specs(folder: Path) -> Path:
-    folder.mkdir()
-    for name in TASK_TYPES:
-        spec = json.loads((LOCAL_TASKS / f"{name}.json").read_text())
-        spec["path"] = str(LOCAL_TASKS / spec["path"])
-        (folder / f"{name}.json").write_text(json.dumps(spec))
-    return folder
 
 
 def _scores(output: Path) -> dict[str, float]:
@@ -60,7 +52,7 @@ def test_split_by_tokens_balances_and_covers() -> None:
 
 @pytest.mark.slow
 def test_two_processes_equal_one_on_every_task_type(tmp_path, tiny_llama_dir) -> None:
-    tasks = _specs(tmp_path / "tasks")
+    tasks = write_local_task_specs(tmp_path / "tasks", TASK_TYPES)
     single = tmp_path / "single"
     run = run_forked(SCRIPT, _argv(tiny_llama_dir, tasks, single), env=subprocess_env())
     assert run.returncode == 0, run.stderr[-4000:]
@@ -102,11 +94,7 @@ def _adapter(base: Path, folder: Path, seed: int) -> Path:
 
 @pytest.mark.slow
 def test_an_adapter_changed_in_place_is_embedded_again(tmp_path, tiny_llama_dir) -> None:
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    spec = json.loads((LOCAL_TASKS / "tiny_sts.json").read_text())
-    spec["path"] = str(LOCAL_TASKS / spec["path"])
-    (tasks / "tiny_sts.json").write_text(json.dumps(spec))
+    tasks = write_local_task_specs(tmp_path / "tasks", ["tiny_sts"])
     adapter = _adapter(tiny_llama_dir, tmp_path / "adapter", seed=1)
     cache = tmp_path / "cache"
 
@@ -135,17 +123,9 @@ def test_an_adapter_changed_in_place_is_embedded_again(tmp_path, tiny_llama_dir)
 def test_accelerate_launch_runs_two_processes(tmp_path, tiny_llama_dir) -> None:
     """`accelerate launch --multi_gpu` starts the processes through torch's launcher; without GPUs
     the evaluation joins them with gloo."""
-    from tests.helpers import free_port
-
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    spec = json.loads((LOCAL_TASKS / "tiny_sts.json").read_text())
-    spec["path"] = str(LOCAL_TASKS / spec["path"])
-    (tasks / "tiny_sts.json").write_text(json.dumps(spec))
+    tasks = write_local_task_specs(tmp_path / "tasks", ["tiny_sts"])
     single = run_forked(SCRIPT, _argv(tiny_llama_dir, tasks, tmp_path / "single"), env=subprocess_env())
     assert single.returncode == 0, single.stderr[-4000:]
-    import sys
-
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                 "--main_process_port", str(free_port())]

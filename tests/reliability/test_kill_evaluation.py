@@ -16,10 +16,10 @@ import pytest
 
 from llm2vec.evaluation.embedding_cache import folder_report
 from llm2vec.testing.tiny_models import save_tiny_checkpoint
+from tests.helpers import write_local_task_specs
 
 KILLED = -9
 SCRIPT = "experiments/mteb_eval_custom.py"
-LOCAL_TASKS = Path(__file__).resolve().parents[1] / "data" / "local_tasks"
 TASKS = ("tiny_sts", "tiny_classification", "tiny_retrieval")
 CHAIN = [
     ("encode", 2),        # in the middle of the first task
@@ -31,13 +31,7 @@ CHAIN = [
 
 @pytest.fixture
 def tasks_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "tasks"
-    folder.mkdir()
-    for name in TASKS:
-        spec = json.loads((LOCAL_TASKS / f"{name}.json").read_text())
-        spec["path"] = str(LOCAL_TASKS / spec["path"])
-        (folder / f"{name}.json").write_text(json.dumps(spec))
-    return folder
+    return write_local_task_specs(tmp_path / "tasks", TASKS)
 
 
 def _argv(model: Path, tasks: Path, output: Path) -> list:
