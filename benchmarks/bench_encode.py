@@ -54,6 +54,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from machine import free_port, matmul_peak  # noqa: E402  (this folder, next to the script)
+
 SEPARATOR = "!@#$%^&*()"  # llm2vec's instruction separator
 INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 DEFAULT_MODEL = REPO / "cache" / "models" / "SmolLM2-135M-Instruct"
@@ -149,17 +151,6 @@ class Llm2vecEncode:
 
 
 # ---------------------------------------------------------------------------- helpers
-def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 4) -> float:
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
-
-
 def useful_flops(config, lengths: list[int]) -> float:
     """Forward matmul FLOPs on real tokens: linear layers and bidirectional attention (no lm_head)."""
     h, layers = config.hidden_size, config.num_hidden_layers
@@ -215,14 +206,6 @@ def two_process_child(args: argparse.Namespace) -> None:
     if rank == 0:
         print(json.dumps({"seconds": best}))
     dist.destroy_process_group()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as handle:
-        handle.bind(("127.0.0.1", 0))
-        return handle.getsockname()[1]
 
 
 def run_two_processes(model: str, dtype_name: str, inputs: list, args: argparse.Namespace, tmp: Path) -> float:

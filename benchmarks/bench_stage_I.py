@@ -70,6 +70,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from machine import matmul_peak  # noqa: E402  (this folder, next to the script)
+
 VOCAB, HIDDEN, LAYERS, HEADS, KV_HEADS, INTERMEDIATE = 128_256, 256, 4, 8, 4, 1024
 ALPHA = 0.2
 IGNORE = -100
@@ -321,18 +323,6 @@ def executed_flops(name: str, q_lengths: list[int], d_lengths: list[int]) -> flo
     if variant.ce_implementation == "chunked":
         total += head
     return float(total)
-
-
-def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 4) -> float:
-    a = torch.randn(size, size, dtype=dtype)
-    b = torch.randn(size, size, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
 
 
 # ---------------------------------------------------------------------------- machine load
