@@ -35,7 +35,7 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 from tqdm.auto import tqdm
 
-from llm2vec.evaluation.data_parallel import Ranks, split_by_tokens
+from llm2vec.evaluation.data_parallel import Ranks, counted_in_parallel, split_by_tokens
 from llm2vec.evaluation.embedding_cache import EmbeddingCache, text_key
 from llm2vec.evaluation.instructions import MissingInstructionError, format_instruction
 
@@ -317,7 +317,7 @@ class LLM2VecMTEBEncoder(AbsEncoder):
         """``{index: embedding}`` of the texts of ``chunk``; with several ranks each embeds a share."""
         mine = chunk
         if self.ranks.parallel:
-            lengths = self.model.token_counts([[instruction, texts[i]] for i in chunk])
+            lengths = counted_in_parallel(self.ranks, [[instruction, texts[i]] for i in chunk], self.model.token_counts)
             shares = split_by_tokens(lengths, self.ranks.world_size)
             mine = [chunk[j] for j in shares[self.ranks.rank]]
         embeddings = self.model.encode(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm2vec.evaluation.data_parallel import split_by_tokens
+from llm2vec.evaluation.data_parallel import Ranks, counted_in_parallel, split_by_tokens
 from llm2vec.evaluation.embedding_cache import EmbeddingCache
 from tests.forked_runs import run_forked
 from tests.helpers import REPO, free_port, run_checked, subprocess_env, torchrun, write_local_task_specs
@@ -48,6 +48,30 @@ def test_split_by_tokens_balances_and_covers() -> None:
     assert abs(sums[0] - sums[1]) <= max(lengths)
     assert sums == [76, 74]  # 50,12,7,7 | 40,30,3,1 (longest first, each to the lighter share)
     assert split_by_tokens([5, 5], 3) == [[0], [1], []]
+
+
+def test_token_counting_is_shared_among_ranks() -> None:
+    """Each of 3 ranks counts every third text; all of them receive every count, in order."""
+    texts = [f"text {i} " * (i + 1) for i in range(8)]
+    calls: dict[int, list[str]] = {}
+
+    def count_for(rank: int):
+        def count(items: list[str]) -> list[int]:
+            calls[rank] = items
+            return [len(item.split()) for item in items]
+        return count
+
+    class SimulatedRanks(Ranks):
+        """Rank 0 of 3; gather runs the other ranks' counting as theirs would."""
+
+        def gather(self, value):
+            others = [(list(range(r, len(texts), 3)), count_for(r)(texts[r::3])) for r in (1, 2)]
+            return [value, *others]
+
+    counts = counted_in_parallel(SimulatedRanks(0, 3), texts, count_for(0))
+    assert counts == [2 * (i + 1) for i in range(8)]
+    assert calls[0] == texts[0::3] and len(calls[0]) == 3  # rank 0 tokenized 3 of the 8 texts
+    assert counted_in_parallel(Ranks(), texts, count_for(0)) == counts
 
 
 @pytest.mark.slow
