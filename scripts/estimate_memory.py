@@ -30,7 +30,10 @@ USABLE_FRACTION = 0.9
 ZERO3_MAX_LIVE_PARAMETERS = 1_000_000_000
 ZERO3_REDUCE_BUCKET = 16_777_216
 #: rows of a cross-entropy chunk whose float32 logits the fused implementation processes at once
-FUSED_ROW_BLOCK = 64
+#: (llm2vec.loss.fused_cross_entropy.DEFAULT_ROW_BLOCK; a test keeps the constants equal)
+FUSED_ROW_BLOCK = 256
+#: vocabulary rows per weight-gradient product (llm2vec.loss.fused_cross_entropy.WEIGHT_GRADIENT_SLICE)
+WEIGHT_GRADIENT_SLICE = 16_384
 LORA_R = 16
 LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
 
@@ -159,23 +162,55 @@ def stage_one(model: Architecture, strategy: str, per_device: int, world: int, s
     # Packed micro-batch: one encoder pass over all queries and documents (<= 2 * seq tokens per
     # pair) and one decoder pass of the same length (both directions, anchors instead of EOS).
     tokens = per_device * 2 * seq
-    targets = per_device * 2 * seq
-    terms["checkpoints"] = 2 * model.layers * tokens * model.hidden * 2  # layer inputs, both passes
-    terms["layer_recompute"] = tokens * model.layer_activation_bytes()
-    terms["cross_entropy"] = cross_entropy_bytes(model, targets, chunk, fused=strategy != "zero3")
+    terms.update(activation_terms(model, (tokens, tokens)))
+    terms["cross_entropy"] = cross_entropy_bytes(model, tokens, chunk, fused=strategy != "zero3")
     terms["total"] = sum(terms.values())
     return terms
 
 
+def activation_terms(model: Architecture, pass_tokens: tuple[int, ...]) -> dict[str, float]:
+    """Activation checkpointing over passes of the given token counts: every layer's input of every
+    pass is kept, and the backward recomputes one layer of one pass at a time (the largest)."""
+    return {
+        "checkpoints": model.layers * sum(pass_tokens) * model.hidden * 2,
+        "layer_recompute": max(pass_tokens) * model.layer_activation_bytes(),
+    }
+
+
 def release_stage_one(model: Architecture, per_device: int, world: int, seq: int = 512) -> dict[str, float]:
     """Bytes per GPU of the release's Stage I: DDP with its bf16 state, activation checkpointing and
-    flash attention as its configs set them, four padded passes (each direction's decoder pass
-    apart: the largest layer recompute is one pass of ``per_device`` rows of ``seq + 1``) and the
-    full bf16 logits of :func:`release_logits_bytes` instead of a chunked cross-entropy."""
+    flash attention as its configs set them, four padded passes (two encoder passes of ``seq``
+    positions, two decoder passes of ``seq + 1``) and the full bf16 logits of
+    :func:`release_logits_bytes` instead of a chunked cross-entropy."""
     terms = stage_one(model, "ddp", per_device, world, seq)
-    terms["layer_recompute"] = per_device * (seq + 1) * model.layer_activation_bytes()
+    terms.update(activation_terms(model, (per_device * seq,) * 2 + (per_device * (seq + 1),) * 2))
     terms["cross_entropy"] = release_logits_bytes(model, per_device, seq)
     terms["total"] = sum(v for k, v in terms.items() if k != "total")
+    return terms
+
+
+def one_process_step(
+    model: Architecture, query_lengths: list[int], document_lengths: list[int], release: bool,
+    chunk: int | None = 4096,
+) -> dict[str, float]:
+    """Bytes one bf16 training step needs on one process beyond the weights and AdamW's moments,
+    with activation checkpointing, for a micro-batch of the given token lengths: the gradients, the
+    activations and the cross-entropy (ours) or the logits (the release, padded to the longest text).
+    The small-scale check of this memory model: ``benchmarks/bench_stage_I.py`` prints it beside
+    the measured figures of its ``release_ckpt``, ``ours_ckpt`` and ``ours_lean`` variants."""
+    rows = len(query_lengths)
+    terms: dict[str, float] = {"gradients": 2 * model.parameters}
+    if release:
+        longest_query, longest_document = max(query_lengths), max(document_lengths)
+        passes = (rows * longest_query, rows * longest_document, rows * (longest_query + 1), rows * (longest_document + 1))
+        terms.update(activation_terms(model, passes))
+        # D2Q runs first: its logits and log-softmax are alive while Q2D's three tensors are made.
+        terms["cross_entropy"] = release_logits_peak(model, rows * (longest_query + 1), rows * (longest_document + 1))
+    else:
+        tokens = sum(query_lengths) + sum(document_lengths)
+        terms.update(activation_terms(model, (tokens, tokens)))
+        terms["cross_entropy"] = cross_entropy_bytes(model, tokens - 2 * rows, chunk, fused=True)
+    terms["total"] = sum(terms.values())
     return terms
 
 
@@ -206,25 +241,37 @@ def micro_batch_rows(world: int = 8) -> list[dict]:
 def cross_entropy_bytes(model: Architecture, targets: int, chunk: int | None, fused: bool) -> float:
     """Our label-only cross-entropy: logits of ``chunk`` target positions at a time (all with None).
 
-    fused (plain lm_head: DDP, FSDP2): bf16 logits buffer of the chunk, float32 blocks of 64 rows,
-    float32 weight-gradient accumulator, bf16 product and stored weight gradient, hidden gradient.
+    fused (plain lm_head: DDP, FSDP2): bf16 logits buffer of the chunk, float32 blocks of
+    FUSED_ROW_BLOCK rows, the hidden gradient and the bf16 weight gradient; with several chunks
+    also its float32 accumulator and the bf16 product of one vocabulary slice.
     chunked (ZeRO-3, whose hooks gather the head): bf16 and float32 logits of the chunk and the
     float32 softmax gradient when the chunk is recomputed in backward.
     """
     rows = targets if chunk is None else min(chunk, targets)
     v, h = model.vocab, model.hidden
     if fused:
-        return rows * v * 2 + FUSED_ROW_BLOCK * v * 4 + v * h * (4 + 2 + 2) + targets * h * 2
+        weight_gradient = v * h * 2
+        if rows < targets:
+            weight_gradient += v * h * 4 + min(WEIGHT_GRADIENT_SLICE, v) * h * 2
+        return rows * v * 2 + min(FUSED_ROW_BLOCK, rows) * v * 4 + weight_gradient + targets * h * 2
     return rows * v * (2 + 4 + 4)
 
 
 def release_logits_bytes(model: Architecture, per_device: int, seq: int = 512) -> float:
     """The release's logits at the peak of its loss: batch x (seq + 1) x vocab entries per direction,
-    all bf16 (its trainer applies ``lm_head`` to the body's bf16 output and never upcasts). During the
-    second direction's forward: the first direction's logits (held by the trainer until the loss
-    returns) and its log-softmax (kept for the backward), then the second direction's logits, its
-    shifted ``.contiguous()`` copy and its log-softmax: 5 x 2 bytes per entry of one direction."""
-    return 5 * per_device * (seq + 1) * model.vocab * 2
+    all bf16 (its trainer applies ``lm_head`` to the body's bf16 output and never upcasts): five
+    tensors of one direction's size (:func:`release_logits_peak` with equal directions)."""
+    positions = per_device * (seq + 1)
+    return release_logits_peak(model, positions, positions)
+
+
+def release_logits_peak(model: Architecture, first_positions: int, second_positions: int) -> float:
+    """Bytes of bf16 logits alive at the peak of the release's loss, given the (padded) positions of
+    the first (D2Q) and second (Q2D) direction's decoder pass. During the second direction's
+    forward: the first direction's logits (``d2q_logits``, a local of the trainer's ``compute_loss``
+    until it returns) and log-softmax (kept for the backward), then the second direction's logits,
+    its shifted ``.contiguous()`` copy and its log-softmax."""
+    return (2 * first_positions + 3 * second_positions) * model.vocab * 2
 
 
 # ---------------------------------------------------------------------------- Stage II

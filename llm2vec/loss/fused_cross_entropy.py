@@ -24,6 +24,10 @@ from torch import nn
 #: few large elementwise ops, which on a busy CPU wait less at thread barriers than many small ones
 DEFAULT_ROW_BLOCK = 256
 
+#: vocabulary rows of the weight gradient computed per matmul before their float32 accumulation:
+#: a (16,384 x hidden) buffer in the weight's dtype instead of one of the whole weight's size
+WEIGHT_GRADIENT_SLICE = 16_384
+
 
 def lm_head_is_plain(lm_head: nn.Module) -> bool:
     """Whether ``lm_head`` is an unsharded ``nn.Linear`` whose weight can be read outside its forward.
@@ -125,13 +129,18 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         row_weights = row_weights.to(device=device, dtype=torch.float32)
         losses = torch.empty(count, dtype=torch.float32, device=device)
         grad_hidden = torch.empty(hidden.shape, dtype=hidden.dtype, device=device) if want_hidden else None
-        # float32 accumulation of the weight gradient; ``product`` receives each chunk's share.
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=device) if want_weight else None
-        product = None
-        if want_weight and dtype != torch.float32:
-            product = torch.empty(weight.shape, dtype=dtype, device=device)
-        grad_bias = torch.zeros(vocab, dtype=torch.float32, device=device) if want_bias else None
         chunk = min(chunk_size, count)
+        # Several chunks in a low precision: float32 accumulation of the weight gradient, each
+        # chunk's share computed a vocabulary slice at a time into ``product``. One chunk (or float32
+        # weights): a single matmul straight into the weight's dtype, rounded once as F.linear's is.
+        accumulate = want_weight and dtype != torch.float32 and chunk < count
+        grad_weight = None
+        if want_weight:
+            grad_weight = torch.zeros(weight.shape, dtype=torch.float32 if accumulate else dtype, device=device)
+        product = None
+        if accumulate:
+            product = torch.empty(min(WEIGHT_GRADIENT_SLICE, vocab), weight.shape[1], dtype=dtype, device=device)
+        grad_bias = torch.zeros(vocab, dtype=torch.float32, device=device) if want_bias else None
         logits_buffer = torch.empty(chunk, vocab, dtype=dtype, device=device)
         block = min(row_block, chunk)
         work_buffer = torch.empty(block, vocab, dtype=torch.float32, device=device) if dtype != torch.float32 else None
@@ -163,14 +172,17 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
                 if product is None:
                     grad_weight.addmm_(grad_logits.t(), h)
                 else:
-                    torch.mm(grad_logits.t(), h, out=product)
-                    grad_weight.add_(product)
+                    for first in range(0, vocab, product.shape[0]):
+                        last = min(first + product.shape[0], vocab)
+                        share = product[: last - first]
+                        torch.mm(grad_logits[:, first:last].t(), h, out=share)
+                        grad_weight[first:last].add_(share)
             if grad_bias is not None:
                 grad_bias += grad_logits.sum(dim=0, dtype=torch.float32)
         del logits_buffer, work_buffer, product
         ctx.save_for_backward(
             grad_hidden,
-            grad_weight.to(dtype) if grad_weight is not None else None,
+            grad_weight.to(dtype) if grad_weight is not None else None,  # no copy when already in dtype
             grad_bias.to(bias.dtype) if grad_bias is not None else None,  # type: ignore[union-attr]
         )
         ctx.mark_non_differentiable(losses)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llm2vec.loss import fused_cross_entropy
 from llm2vec.loss.fused_cross_entropy import fused_linear_cross_entropy
 from tests.loss.head_problem import head_problem
 
@@ -42,8 +43,11 @@ def test_fused_equals_plain_in_float32(bias, chunk_size, row_block):
         torch.testing.assert_close(grad, reference, atol=1e-7, rtol=1e-5)
 
 
-@pytest.mark.parametrize("chunk_size", [None, 8])
-def test_fused_matches_plain_in_bfloat16(chunk_size):
+@pytest.mark.parametrize("chunk_size, weight_slice", [(None, 16_384), (8, 16_384), (8, 7)])
+def test_fused_matches_plain_in_bfloat16(monkeypatch, chunk_size, weight_slice):
+    # weight_slice 7: the weight gradient's vocabulary rows in uneven slices (real vocabularies
+    # exceed the default slice; the tiny one does not)
+    monkeypatch.setattr(fused_cross_entropy, "WEIGHT_GRADIENT_SLICE", weight_slice)
     head, hidden, targets = _problem(torch.bfloat16, bias=True)
     expected, expected_grads = _plain(head, hidden, targets)
     loss, grads = _fused(head, hidden, targets, chunk_size=chunk_size, row_block=4)
@@ -54,6 +58,12 @@ def test_fused_matches_plain_in_bfloat16(chunk_size):
         assert grad.dtype == torch.bfloat16
         # Chunked accumulation of the weight gradient rounds differently from one bf16 product.
         torch.testing.assert_close(grad.float(), reference.float(), atol=2e-4, rtol=2e-2)
+    if chunk_size is None:
+        # One chunk: the weight gradient is one bf16 matmul, as in F.linear's backward.
+        gradient = torch.softmax(head(hidden).float(), dim=1)
+        gradient[torch.arange(POSITIONS), targets] -= 1
+        gradient = (gradient / POSITIONS).to(torch.bfloat16)
+        assert torch.equal(grads[1], gradient.t() @ hidden)
 
 
 def test_upstream_gradient_scales_all_gradients():
