@@ -11,10 +11,15 @@ AdamW, ``torch.set_num_threads(--threads)``.
 padded encoder passes with default positions, anchor = last position; per direction a padded
 decoder pass over ``[anchor ; counterpart]`` with the anchor before the padding and mask
 ``[1 ; embed_mask]``, ``lm_head`` on the body's output for every position in the model's dtype
-(nothing upcasts them), the shifted contiguous copy, and ``CrossEntropyLoss`` with every EOS-id
-label ignored: the trainer's ``compute_loss`` in the release's ``experiments/run_stage_I.py``.
-``ours`` is ``LLM2Vec_q2d_d2q`` with its defaults. The other variants are the ablation steps
-between the two (see ``VARIANTS``).
+(nothing upcasts them) and held until the loss returns, the shifted contiguous copy, and
+``CrossEntropyLoss`` with every EOS-id label ignored: the trainer's ``compute_loss`` in the
+release's ``experiments/run_stage_I.py`` (lines 305-389 at 2bd7b9b, the same at 470b9b8).
+``ours`` is ``LLM2Vec_q2d_d2q`` with its defaults except ``ce_chunk_size`` 1024 (the configs'
+4096 would hold all 2,884 targets of this batch in one chunk). The other variants are the ablation
+steps between the two (see ``VARIANTS``), ``ours_lean`` (activation checkpointing and chunks of
+256: what a user short of memory sets), and ``release_ckpt``/``ours_ckpt`` with activation
+checkpointing as the paper configs train, against which the memory model of
+``scripts/estimate_memory.py`` is checked (printed beside their measured memory).
 
 Measured in the same run:
 * step time: variants run round-robin (one step each per round, so that a change of machine load
@@ -86,11 +91,15 @@ class Variant:
     ce_chunk_size: int | None = 1024
     # transformers' block-diagonal T x T mask on packed rows instead of the library's per-sample SDPA
     block_mask: bool = False
+    # activation checkpointing of every decoder layer (the paper configs' ``activation_checkpointing``)
+    checkpointing: bool = False
+    # the released computation (``released_loss``) instead of ``LLM2Vec_q2d_d2q``
+    release: bool = False
 
 
 #: the release, then one technique added at a time, ending at the library's defaults
-VARIANTS: dict[str, Variant | None] = {
-    "release": None,
+VARIANTS: dict[str, Variant] = {
+    "release": Variant("release", "the released compute_loss, written out", packing=False, release=True),
     "label_only": Variant(
         "label_only", "padded passes, logits only at target positions (one piece, no float copy of all logits)",
         packing=False, ce_implementation="chunked", ce_chunk_size=None,
@@ -107,9 +116,21 @@ VARIANTS: dict[str, Variant | None] = {
         "packed_mask", "+ packing, attention kept per sample by transformers' block-diagonal T x T mask",
         block_mask=True,
     ),
-    "ours": Variant("ours", "+ packing with per-sample (varlen) sdpa: the library defaults"),
+    "ours": Variant(
+        "ours", "+ packing with per-sample (varlen) sdpa: the library defaults (ce_chunk_size 1024, see below)"
+    ),
     "ours_chunked": Variant(
         "ours_chunked", "ours with the checkpointed chunked CE instead of the fused one", ce_implementation="chunked",
+    ),
+    # With activation checkpointing, as every paper config trains (the release's configs too): the
+    # memory model of scripts/estimate_memory.py describes these two, and is checked against them.
+    "release_ckpt": Variant(
+        "release_ckpt", "the release with activation checkpointing", packing=False, release=True, checkpointing=True,
+    ),
+    "ours_ckpt": Variant("ours_ckpt", "ours with activation checkpointing", checkpointing=True),
+    # What a user short of memory sets: checkpointing and smaller cross-entropy chunks.
+    "ours_lean": Variant(
+        "ours_lean", "ours with activation checkpointing and ce_chunk_size 256", checkpointing=True, ce_chunk_size=256,
     ),
 }
 
@@ -209,20 +230,29 @@ def released_loss(causal_lm, q: dict, d: dict, eos: int, alpha: float = ALPHA) -
         hidden = causal_lm.model(input_ids=features["input_ids"], attention_mask=features["attention_mask"])
         return hidden.last_hidden_state[:, -1]
 
-    def reconstruction(anchor_embedding, features):
+    def logits(anchor_embedding, features):
         ids = features["input_ids"]
         inputs = torch.cat([anchor_embedding[:, None], causal_lm.model.embed_tokens(ids)], dim=1)
         mask = torch.cat([torch.ones_like(ids[:, :1]), features["embed_mask"]], dim=1)
-        logits = causal_lm.lm_head(causal_lm.model(inputs_embeds=inputs, attention_mask=mask)[0])
+        return causal_lm.lm_head(causal_lm.model(inputs_embeds=inputs, attention_mask=mask)[0])
+
+    def cross_entropy(direction_logits, features):
+        ids = features["input_ids"]
         labels = torch.cat([torch.full_like(ids[:, :1], IGNORE), ids.masked_fill(ids == eos, IGNORE)], dim=1)
-        shift_logits = logits[..., :-1, :].contiguous()
+        shift_logits = direction_logits[..., :-1, :].contiguous()
         shift_labels = labels[..., 1:].contiguous()
-        return torch.nn.CrossEntropyLoss()(shift_logits.view(-1, logits.shape[-1]), shift_labels.view(-1))
+        return torch.nn.CrossEntropyLoss()(shift_logits.view(-1, direction_logits.shape[-1]), shift_labels.view(-1))
 
     q_anchor, d_anchor = anchor(q), anchor(d)
-    d2q = reconstruction(d_anchor, q)
-    q2d = reconstruction(q_anchor, d)
-    return (1 - alpha) * d2q + alpha * q2d
+    # The release keeps each direction's logits in a local of compute_loss (``d2q_logits``,
+    # ``q2d_logits``) until it returns: the D2Q logits are still alive during the Q2D pass.
+    d2q_logits = logits(d_anchor, q)
+    d2q = cross_entropy(d2q_logits, q)
+    q2d_logits = logits(q_anchor, d)
+    q2d = cross_entropy(q2d_logits, d)
+    loss = (1 - alpha) * d2q + alpha * q2d
+    del d2q_logits, q2d_logits
+    return loss
 
 
 def ours_model(causal_lm, tokenizer, variant: Variant):
@@ -247,11 +277,15 @@ def step_function(name: str, causal_lm, tokenizer, q, d) -> Callable[[], float]:
     optimizer = torch.optim.AdamW(causal_lm.parameters(), lr=1e-5)
     variant = VARIANTS[name]
     eos = tokenizer.eos_token_id
-    model = None if variant is None else ours_model(causal_lm, tokenizer, variant)
+    model = None if variant.release else ours_model(causal_lm, tokenizer, variant)
 
     def step() -> float:
-        # Variants share one model: put its attention implementation back to this variant's.
-        if variant is None or variant.block_mask:
+        # Variants share one model: put its attention implementation and checkpointing back to this variant's.
+        if variant.checkpointing:
+            causal_lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            causal_lm.gradient_checkpointing_disable()
+        if variant.release or variant.block_mask:
             # Plain sdpa: packed rows then get transformers' block-diagonal mask.
             causal_lm.model.config._attn_implementation = "sdpa"
         else:
@@ -296,32 +330,33 @@ def executed_flops(name: str, q_lengths: list[int], d_lengths: list[int]) -> flo
     lq, ld = max(q_lengths), max(d_lengths)
     n = len(q_lengths)
     linear = _linear_flops_per_token()
-    if variant is None or not variant.packing:
+    if not variant.packing:
         # Padded: the anchor pass on (n, L), the decoder on (n, L + 1); masked attention is full.
         encoder = n * (linear * lq + _attention_flops(lq, causal=False)) + n * (linear * ld + _attention_flops(ld, False))
         decoder = n * (linear * (lq + 1) + _attention_flops(lq + 1, False)) + n * (
             linear * (ld + 1) + _attention_flops(ld + 1, False)
         )
-        if variant is None:
+        if variant.release:
             head_positions = n * (lq + 1) + n * (ld + 1)
         else:
             head_positions = sum(q_lengths) + sum(d_lengths) - 2 * n
         head = 2 * HIDDEN * VOCAB * head_positions
-        total = 3 * (encoder + decoder + head)
-        if variant is not None and variant.ce_implementation == "chunked":
-            total += head  # the logits are computed again in backward
-        return float(total)
-    total_tokens = sum(q_lengths) + sum(d_lengths)
-    if variant.block_mask:
-        encoder_attention = _attention_flops(total_tokens, causal=False)
-        decoder_attention = _attention_flops(total_tokens - 2 * n, causal=False)
+        body = encoder + decoder
     else:
-        encoder_attention = sum(_attention_flops(x) for x in q_lengths + d_lengths)
-        decoder_attention = sum(_attention_flops(x - 1) for x in q_lengths + d_lengths)
-    head = 2 * HIDDEN * VOCAB * (total_tokens - 2 * n)
-    total = 3 * (linear * total_tokens + encoder_attention + linear * (total_tokens - 2 * n) + decoder_attention + head)
-    if variant.ce_implementation == "chunked":
-        total += head
+        total_tokens = sum(q_lengths) + sum(d_lengths)
+        if variant.block_mask:
+            encoder_attention = _attention_flops(total_tokens, causal=False)
+            decoder_attention = _attention_flops(total_tokens - 2 * n, causal=False)
+        else:
+            encoder_attention = sum(_attention_flops(x) for x in q_lengths + d_lengths)
+            decoder_attention = sum(_attention_flops(x - 1) for x in q_lengths + d_lengths)
+        head = 2 * HIDDEN * VOCAB * (total_tokens - 2 * n)
+        body = linear * total_tokens + encoder_attention + linear * (total_tokens - 2 * n) + decoder_attention
+    total = 3 * (body + head)
+    if not variant.release and variant.ce_implementation == "chunked":
+        total += head  # the logits are computed again in backward
+    if variant.checkpointing:
+        total += body  # every layer's forward runs again in backward
     return float(total)
 
 
@@ -400,6 +435,51 @@ def measure_memory(name: str, dtype_name: str, threads: int) -> dict:
     if result.returncode != 0:
         raise RuntimeError(f"memory child {name} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------- memory model check
+def _estimate_memory_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("estimate_memory", REPO / "scripts" / "estimate_memory.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["estimate_memory"] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def memory_model_check(rows: dict[str, dict], q_lengths: list[int], d_lengths: list[int]) -> dict[str, dict]:
+    """scripts/estimate_memory.py's prediction of a bf16 step (checkpointing on) beside the measured
+    memory of the checkpointed variants' second step beyond the state it starts from (the terms are
+    added although they peak at different moments, so the model should lie somewhat above)."""
+    estimate = _estimate_memory_module()
+    model = estimate.Architecture(
+        "benchmark", "", "", hidden=HIDDEN, layers=LAYERS, intermediate=INTERMEDIATE, heads=HEADS,
+        kv_heads=KV_HEADS, head_dim=HIDDEN // HEADS, vocab=VOCAB, tied_embeddings=False, qkv_bias=False,
+        published_parameters=0,
+    )
+    checks = {}
+    for name, row in rows.items():
+        variant = VARIANTS[name]
+        if not variant.checkpointing or row.get("peak_delta_mb") is None:
+            continue
+        terms = estimate.one_process_step(model, q_lengths, d_lengths, variant.release, variant.ce_chunk_size)
+        checks[name] = {
+            "predicted_mb": {k: v / 2**20 for k, v in terms.items()},
+            "measured_step_mb": row["peak_delta_mb"],
+        }
+    if checks:
+        print("memory model (scripts/estimate_memory.py, one process, checkpointing) against the measurement, MB:")
+        print(f"  {'variant':<13} {'grads':>6} {'ckpts':>6} {'recomp':>7} {'CE/logits':>9} {'predicted':>10} "
+              f"{'measured':>9} {'predicted/measured':>19}")
+        for name, check in checks.items():
+            t = check["predicted_mb"]
+            step = check["measured_step_mb"]
+            print(
+                f"  {name:<13} {t['gradients']:>6.0f} {t['checkpoints']:>6.0f} {t['layer_recompute']:>7.0f} "
+                f"{t['cross_entropy']:>9.0f} {t['total']:>10.0f} {step:>9.0f} {t['total'] / step:>19.2f}"
+            )
+    return checks
 
 
 # ---------------------------------------------------------------------------- report
@@ -511,6 +591,7 @@ def run_dtype(dtype_name: str, names: list[str], args: argparse.Namespace) -> di
                 f"{100 * r['model_state_mb'] / r['process_peak_mb']:>5.0f}%"
             )
     print_gain_shares(dtype_name, rows)
+    checks = memory_model_check(rows, q_lengths, d_lengths) if dtype == torch.bfloat16 else {}
     if "release" in rows and "ours" in rows:
         ours_row = rows["ours"]
         print(
@@ -523,10 +604,18 @@ def run_dtype(dtype_name: str, names: list[str], args: argparse.Namespace) -> di
             )
             + f"unpadded loss |diff| = {abs(released - ours):.2e}"
         )
+    if "release" in rows and "ours_lean" in rows and rows["ours_lean"]["leaner"]:
+        lean = rows["ours_lean"]
+        print(
+            f"RESULT {dtype_name} ours_lean ({VARIANTS['ours_lean'].description}): step time ratio release/ours_lean "
+            f"= {lean['speedup']:.2f}, memory of a step beyond the model state ratio = {lean['leaner']:.2f}, "
+            f"whole-process peak ratio = {lean['leaner_process']:.2f}"
+        )
     return {
         "dtype": dtype_name, "load_average": os.getloadavg(), "q_lengths": q_lengths, "d_lengths": d_lengths, "unpadded_loss_release": released,
         "unpadded_loss_ours": ours, "matmul_peak_gflops": peak / 1e9, "model_gflop": model_flops / 1e9,
         "flops_breakdown_gflop": {k: v / 1e9 for k, v in flops.items()}, "variants": rows,
+        "memory_model_check": checks,
     }
 
 
