@@ -4,8 +4,9 @@
     python scripts/make_tiny_assets.py --output-dir cache/tiny [--family llama3 qwen2 ...] [--force]
 
 writes ``<output-dir>/models/<family>/`` (a causal-LM folder loadable offline with
-``AutoModelForCausalLM`` / ``AutoTokenizer``) for each family and ``<output-dir>/data/`` (one
-``<name>.jsonl`` per E5 file with ``query``/``positive``/``negative``). Existing outputs are kept
+``AutoModelForCausalLM`` / ``AutoTokenizer``) for each family, ``<output-dir>/data/`` (one
+``<name>.jsonl`` per E5 file with ``query``/``positive``/``negative``) and ``<output-dir>/word_task/``
+(CoNLL files for ``train_configs/word_task/tiny_pos.json``). Existing outputs are kept
 unless ``--force`` is given. Nothing is downloaded.
 """
 
@@ -91,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             names = ", ".join(f"{name}.jsonl" for name in args.data_files)
             print(f"wrote data ({args.n_per_file} lines each: {names}): {target}")
+        target = output_dir / "word_task"
+        if all((target / f"{split}.txt").is_file() for split in tiny_data.WORD_TASK_SPLITS) and not args.force:
+            print(f"exists, skipped: {target}")
+        else:
+            tiny_data.write_tiny_word_task(target, seed=args.seed)
+            print(f"wrote word-task data (CoNLL train/validation/test): {target}")
     return 0
 
 

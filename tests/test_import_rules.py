@@ -25,6 +25,7 @@ LAYERS = {
     "evaluation": ("evaluation",),
     "reporting": ("reporting",),
     "export": ("export",),
+    "word_task": ("word_task",),
     "testing": ("testing",),
     "package": ("__init__",),
 }
@@ -35,10 +36,11 @@ MAY_IMPORT = {
     "loss": set(),
     "dataset": {"base"},
     "models": {"loss", "base"},
-    "training": {"models", "dataset", "loss", "base"},
+    "training": {"models", "dataset", "loss", "base", "word_task"},
     "evaluation": {"models", "base"},
     "reporting": {"evaluation.task_lists"},
     "export": {"models", "evaluation.instructions", "base"},
+    "word_task": {"dataset"},
     "testing": set(),
     "package": {"models"},
 }

@@ -193,3 +193,31 @@ def write_tiny_pairs_jsonl(
         rows = [{**row, "instruction": rng.choice(DEFAULT_INSTRUCTIONS)} for row in rows]
     _write_jsonl(path, rows)
     return path
+
+
+#: a small lexicon with one tag per word: a linear probe can learn the tags from a random
+#: model's states (a word's identity stays in its token's residual stream)
+WORD_TASK_LEXICON = {
+    "the": "DT", "a": "DT", "cat": "NN", "dog": "NN", "river": "NN", "sees": "VB", "likes": "VB",
+    "finds": "VB", "green": "JJ", "quiet": "JJ", "old": "JJ", ".": ".",
+}
+#: sentences per split of :func:`write_tiny_word_task`
+WORD_TASK_SPLITS = {"train": 160, "validation": 40, "test": 40}
+
+
+def write_tiny_word_task(output_dir: str | Path, seed: int = 0) -> dict[str, Path]:
+    """Write ``train.txt``, ``validation.txt`` and ``test.txt``: CoNLL files (word and tag per line,
+    a blank line between sentences) of random 3-9-word sentences over :data:`WORD_TASK_LEXICON`."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    words = sorted(WORD_TASK_LEXICON)
+    paths = {}
+    for split, count in WORD_TASK_SPLITS.items():
+        rng = _rng(seed, f"word_task/{split}")
+        lines = []
+        for _ in range(count):
+            sentence = [rng.choice(words) for _ in range(rng.randint(3, 9))]
+            lines += [f"{word} {WORD_TASK_LEXICON[word]}" for word in sentence] + [""]
+        paths[split] = output_dir / f"{split}.txt"
+        paths[split].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return paths

@@ -205,3 +205,53 @@ class MNTPArguments:
 
 
 MNTP_CONFIG_TYPES = (ModelArguments, DataArguments, MNTPArguments, LoraSettings, EmbeddingTrainingArguments)
+
+
+@dataclass
+class WordTaskArguments:
+    """llm2vec's word-level probing tasks: which tags, from which data, read from which tokens."""
+
+    dataset_name: str = field(
+        default="conll2003",
+        metadata={"help": "conll2003 (its label sets; the hub dataset unless train_file is set), another hub "
+                          "dataset laid out like it, or any name for local CoNLL files (labels from training)."},
+    )
+    train_file: str | None = field(default=None, metadata={"help": "CoNLL or .conllu file of the training split."})
+    validation_file: str | None = field(default=None, metadata={"help": "CoNLL or .conllu file of the validation split."})
+    test_file: str | None = field(default=None, metadata={"help": "CoNLL or .conllu file of the test split (optional)."})
+    task: str = field(default="pos_tags", metadata={"help": "pos_tags, chunk_tags or ner_tags (CoNLL-2003), upos/xpos (.conllu)."})
+    tag_column: int | None = field(default=None, metadata={"help": "Column of the tags in the files (0 = the word); unset: the task's."})
+    retroactive_labels: str = field(
+        default="next_token",
+        metadata={"help": "next_token: a word's tag is predicted at the token before it (llm2vec's default); "
+                          "same_token: at its first token."},
+    )
+    merge_subwords: bool = field(default=True, metadata={"help": "Average the states of a word's tokens (llm2vec's default)."})
+    classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the states before the classifier."})
+    feature_batch_size: int = field(default=32, metadata={"help": "Sentences per forward pass when computing the states."})
+    peft_addr: str | None = field(default=None, metadata={"help": "llm2vec's name for peft_model_name_or_path."})
+    model_class: str = field(
+        default="custom", metadata={"help": "llm2vec's key: custom (a frozen LLM2Vec model) is the one supported."}
+    )
+
+    def __post_init__(self) -> None:
+        from llm2vec.word_task.alignment import RETROACTIVE_LABELS
+
+        if self.retroactive_labels not in RETROACTIVE_LABELS:
+            raise ValueError(
+                f"retroactive_labels must be one of {list(RETROACTIVE_LABELS)}, got {self.retroactive_labels!r}"
+            )
+        if self.model_class != "custom":
+            raise ValueError(
+                f"model_class {self.model_class!r} is not supported: only 'custom' (llm2vec's frozen model with a "
+                "linear classifier); 'auto' fine-tunes transformers' token classifier, which is not this recipe"
+            )
+        if isinstance(self.classifier_dropout, bool) or not 0 <= self.classifier_dropout < 1:
+            raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout!r}")
+        if self.feature_batch_size < 1:
+            raise ValueError(f"feature_batch_size must be positive, got {self.feature_batch_size!r}")
+        if self.tag_column is not None and self.tag_column < 1:
+            raise ValueError(f"tag_column must be 1 or more (0 is the word), got {self.tag_column!r}")
+
+
+WORD_TASK_CONFIG_TYPES = (ModelArguments, WordTaskArguments, EmbeddingTrainingArguments)

@@ -28,10 +28,13 @@ from llm2vec.training.arguments import (
     MNTP_CONFIG_TYPES,
     STAGE_I_CONFIG_TYPES,
     STAGE_II_CONFIG_TYPES,
+    WORD_TASK_CONFIG_TYPES,
     MNTPArguments,
     StageIIArguments,
+    WordTaskArguments,
 )
 from llm2vec.training.config_parsing import parse_config
+from llm2vec.training.legacy_keys import RENAMED
 from tests.helpers import TRAIN_CONFIGS
 
 CONFIG_ROOT = TRAIN_CONFIGS
@@ -39,6 +42,7 @@ STAGE_I_TYPES = STAGE_I_CONFIG_TYPES
 STAGE_II_TYPES = STAGE_II_CONFIG_TYPES
 STAGE_II_KEYS = {f.name for f in dataclasses.fields(StageIIArguments)}
 MNTP_KEYS = {f.name for f in dataclasses.fields(MNTPArguments)}
+WORD_TASK_KEYS = {f.name for f in dataclasses.fields(WordTaskArguments)} - {"dataset_name"}
 # TrainingArguments keys whose parsed value is rewritten (e.g. report_to "none" -> []).
 NORMALIZED_BY_TRANSFORMERS = {"report_to", "fsdp", "fsdp_config", "deepspeed", "accelerator_config"}
 
@@ -65,6 +69,8 @@ EXPECTED_FILES = (
     [f"stage_I/{stem}.json" for stem in STAGE_I_HUB_IDS]
     + [f"ablation/{stem}.json" for stem in ABLATION_ALPHAS]
     + ["tiny/stage_I_tiny.json"]
+    + [f"word_task/MetaLlama3-{v}.json" for v in ("uni", "bi", "bi-mntp", "bi-mntp-simcse")]
+    + ["word_task/tiny_pos.json", "word_task/smollm2_oanc_pos.json"]
     # the configs `make demo` and `make reproduce-small` train with
     + [f"demo/{stem}.json" for stem in ("stage_I_smollm2", "stage_II_baseline_smollm2", "stage_II_anchor_smollm2")]
     + [f"reproduce_small/stage_{stage}_{model}.json" for stage in ("I", "II") for model in ("smollm2", "qwen")]
@@ -93,9 +99,12 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _stage_types(config: dict[str, Any]) -> tuple[type, ...]:
-    """The dataclasses of the run script that reads ``config`` (run_mntp.py, run_stage_II.py or run_stage_I.py)."""
+    """The dataclasses of the run script that reads ``config`` (run_mntp.py, run_word_task.py,
+    run_stage_II.py or run_stage_I.py)."""
     if MNTP_KEYS & set(config):
         return MNTP_CONFIG_TYPES
+    if WORD_TASK_KEYS & set(config):
+        return WORD_TASK_CONFIG_TYPES
     return STAGE_II_TYPES if STAGE_II_KEYS & set(config) else STAGE_I_TYPES
 
 
@@ -126,6 +135,7 @@ def test_config_parses_and_every_value_arrives(path: Path) -> None:
     for key, value in config.items():
         if key in NORMALIZED_BY_TRANSFORMERS:
             continue
+        key = RENAMED.get(key, key)  # llm2vec's configs still write transformers 4's names
         assert _parsed_value(parsed, key) == value, f"{_relative(path)}: {key}"
 
 
