@@ -282,9 +282,9 @@ def step_function(name: str, causal_lm, tokenizer, q, d) -> Callable[[], float]:
     def step() -> float:
         # Variants share one model: put its attention implementation and checkpointing back to this variant's.
         if variant.checkpointing:
-            causal_lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            causal_lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
-            causal_lm.gradient_checkpointing_disable()
+            causal_lm.activation_checkpointing_disable()
         if variant.release or variant.block_mask:
             # Plain sdpa: packed rows then get transformers' block-diagonal mask.
             causal_lm.model.config._attn_implementation = "sdpa"
