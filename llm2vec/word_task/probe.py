@@ -36,12 +36,12 @@ class WordProbe(nn.Module):
     @torch.no_grad()
     def predict(self, states: torch.Tensor, batch: int = 65_536) -> torch.Tensor:
         """Label ids of ``states`` (N, hidden), in evaluation mode."""
+        if not len(states):
+            return torch.empty(0, dtype=torch.long)
         was_training = self.training
         self.eval()
         try:
-            return torch.cat([self(states[i : i + batch]).argmax(-1) for i in range(0, len(states), batch)]) if len(
-                states
-            ) else torch.empty(0, dtype=torch.long)
+            return torch.cat([self(states[i : i + batch]).argmax(-1) for i in range(0, len(states), batch)])
         finally:
             self.train(was_training)
 
