@@ -409,8 +409,9 @@ def test_make_tiny_assets_main(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = tmp_path / "tiny"
     assert script.main(["--output-dir", str(out), "--family", "qwen2", "--n-per-file", "5"]) == 0
     printed = capsys.readouterr().out
-    assert "wrote model qwen2" in printed and "wrote data" in printed
+    assert "wrote model qwen2" in printed and "wrote data" in printed and "wrote word-task data" in printed
     assert sorted(p.name for p in (out / "models").iterdir()) == ["qwen2"]
+    assert sorted(p.name for p in (out / "word_task").iterdir()) == ["test.txt", "train.txt", "validation.txt"]
     assert len(_read_jsonl(out / "data" / "allnli.jsonl")) == 5
     assert AutoTokenizer.from_pretrained(out / "models" / "qwen2").eos_token == "<|im_end|>"
 
@@ -418,7 +419,7 @@ def test_make_tiny_assets_main(tmp_path: Path, capsys: pytest.CaptureFixture[str
     before = weights.stat().st_mtime_ns
     assert script.main(["--output-dir", str(out), "--family", "qwen2", "--n-per-file", "7"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("exists, skipped") == 2
+    assert printed.count("exists, skipped") == 3  # model, E5 data, word-task data
     assert weights.stat().st_mtime_ns == before
     assert len(_read_jsonl(out / "data" / "allnli.jsonl")) == 5
 
