@@ -51,7 +51,6 @@ __all__ = [
     "collect_instructions",
     "plan_tasks",
     "evaluation_fingerprint",
-    "fingerprinted_model_meta",
     "fingerprinted_model",
     "default_device",
     "resolve_dtype",
@@ -254,29 +253,6 @@ def evaluation_fingerprint(
     return digest({k: v for k, v in parts.items() if k != "sources"})[:16], parts
 
 
-def fingerprinted_model_meta(
-    cache: OutputFolderCache,
-    base_model_name_or_path: str | os.PathLike,
-    peft_model_name_or_path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
-    *,
-    name: str | None,
-    dtype: str,
-    max_length: int,
-    doc_max_length: int,
-    pooling_mode: str | None = None,
-    attn_implementation: str | None = None,
-    instructions_path: str | os.PathLike | None = None,
-    merge_peft: bool = False,
-) -> ModelMeta:
-    """The mteb metadata of a model whose results folder is keyed by :func:`evaluation_fingerprint`;
-    the folder's ``fingerprint.json`` records what the key stands for."""
-    return fingerprinted_model(
-        cache, base_model_name_or_path, peft_model_name_or_path, name=name, dtype=dtype, max_length=max_length,
-        doc_max_length=doc_max_length, pooling_mode=pooling_mode, attn_implementation=attn_implementation,
-        instructions_path=instructions_path, merge_peft=merge_peft,
-    )[0]
-
-
 def fingerprinted_model(
     cache: OutputFolderCache,
     base_model_name_or_path: str | os.PathLike,
@@ -291,7 +267,9 @@ def fingerprinted_model(
     instructions_path: str | os.PathLike | None = None,
     merge_peft: bool = False,
 ) -> tuple[ModelMeta, dict[str, Any]]:
-    """:func:`fingerprinted_model_meta` and the record its key digests (for the embedding cache)."""
+    """The mteb metadata of a model whose results folder is keyed by :func:`evaluation_fingerprint`,
+    and the record the key digests (for the embedding cache); the folder's ``fingerprint.json``
+    records what the key stands for."""
     from llm2vec.evaluation.mteb_encoder import build_model_meta
 
     revision, parts = evaluation_fingerprint(

@@ -72,7 +72,7 @@ def evaluate_model(
         build_tasks,
         collect_instructions,
         evaluate_tasks,
-        fingerprinted_model_meta,
+        fingerprinted_model,
         load_llm2vec,
         plan_tasks,
     )
@@ -81,7 +81,7 @@ def evaluate_model(
     tasks = build_tasks(None, eval_dir)
     instructions = collect_instructions(tasks, None)
     cache = OutputFolderCache(results_dir)
-    model_meta = fingerprinted_model_meta(
+    model_meta, _ = fingerprinted_model(
         cache, base, adapter, name=f"demo/{key}", dtype=dtype, max_length=max_length, doc_max_length=doc_max_length
     )
     plans = plan_tasks(tasks, cache, model_meta)

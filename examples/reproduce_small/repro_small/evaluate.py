@@ -81,7 +81,7 @@ def _llm2vec(base: Path, adapter: Path | None, tasks: list[Any], settings: Any, 
         OutputFolderCache,
         collect_instructions,
         evaluate_tasks,
-        fingerprinted_model_meta,
+        fingerprinted_model,
         load_llm2vec,
         plan_tasks,
     )
@@ -91,7 +91,7 @@ def _llm2vec(base: Path, adapter: Path | None, tasks: list[Any], settings: Any, 
     doc_max_length = job.doc_max_length or settings.eval_doc_max_length
     instructions = collect_instructions(tasks, None)
     cache = OutputFolderCache(settings.results_dir)
-    meta = fingerprinted_model_meta(
+    meta, _ = fingerprinted_model(
         cache, base, adapter, name=f"repro/{job.name.split('@')[0]}", dtype=dtype,
         max_length=max_length, doc_max_length=doc_max_length, pooling_mode=job.pooling_mode, merge_peft=True,
     )
