@@ -21,6 +21,20 @@ TORCHRUN_SCRIPT = REPO / "launch" / "torchrun_multinode.sh"
 LOCAL_TASKS = REPO / "tests" / "data" / "local_tasks"
 
 
+def load_script(path: Path, name: str | None = None) -> Any:
+    """The module of a script that is not part of a package (``scripts/``, ``experiments/``,
+    ``benchmarks/``), registered under ``name`` (default: the file's stem) so that its dataclasses
+    find their module while it loads."""
+    import importlib.util
+
+    name = name or path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_local_task_specs(folder: Path, names: Sequence[str]) -> Path:
     """``folder`` (created) holding the spec of each named tiny local task, its data path made absolute."""
     folder.mkdir(parents=True)

@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import REPO, load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
-        yield _load("bench_stage_I", REPO / "benchmarks" / "bench_stage_I.py")
+        yield load_script(REPO / "benchmarks" / "bench_stage_I.py")
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
 
 
 @pytest.fixture(scope="module")
 def estimate():
-    return _load("estimate_memory", REPO / "scripts" / "estimate_memory.py")
+    return load_script(REPO / "scripts" / "estimate_memory.py")
 
 
 def test_release_reference_is_our_loss_without_padding(bench) -> None:

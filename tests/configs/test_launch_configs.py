@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import REPO, TORCHRUN_SCRIPT, run_torchrun_script
+from tests.helpers import REPO, TORCHRUN_SCRIPT, load_script, run_torchrun_script
 
 LAUNCH = REPO / "launch"
 ACCELERATE_DIR = LAUNCH / "accelerate"
@@ -337,12 +337,7 @@ def test_memory_doc_tables_are_the_output_of_estimate_memory() -> None:
 
 
 def test_release_memory_model_holds_five_bf16_logit_tensors_and_fits_fewer_pairs() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("estimate_memory", REPO / "scripts" / "estimate_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["estimate_memory"] = module
-    spec.loader.exec_module(module)
+    module = load_script(REPO / "scripts" / "estimate_memory.py")
     llama_1b = module.MODELS[0]
     # five bf16 tensors of 32 x 513 x 128,256 at the peak of the release's loss
     assert module.release_logits_bytes(llama_1b, 32) == 5 * 32 * 513 * 128_256 * 2

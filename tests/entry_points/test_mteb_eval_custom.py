@@ -3,9 +3,7 @@ re-runs them with --overwrite, refuses tasks without an instruction, and its arg
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import mteb
@@ -13,18 +11,16 @@ import pytest
 
 from llm2vec.evaluation import runner
 from llm2vec.evaluation.mteb_encoder import build_model_meta
-from tests.helpers import LOCAL_TASKS as DATA
 from tests.forked_runs import run_forked
+from tests.helpers import LOCAL_TASKS as DATA
 from tests.helpers import REPO
+from tests.helpers import load_script as load_helper_script
 
 SCRIPT = REPO / "experiments" / "mteb_eval_custom.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("mteb_eval_custom", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_helper_script(SCRIPT)
 
 
 def write_specs(path: Path, names: list[str], drop_instruction: bool = False) -> Path:

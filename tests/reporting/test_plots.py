@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from llm2vec.reporting.plots import (
     score_curve,
 )
 from llm2vec.evaluation.task_lists import CQADUPSTACK_SUBSETS
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -134,9 +134,7 @@ def test_score_curve_from_checkpoint_folders(tmp_path: Path) -> None:
 
 
 def test_plot_training_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("plot_training", REPO / "scripts" / "plot_training.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(REPO / "scripts" / "plot_training.py")
     _write_state(tmp_path / "run", _trainer_state())
     assert module.main(["loss", str(tmp_path / "run"), "--label", "Anchor", "--sigma", "2", "--out", str(tmp_path / "l.png")]) == 0
     assert _is_png(tmp_path / "l.png")

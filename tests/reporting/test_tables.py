@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from llm2vec.reporting.tables import (
     task_table,
 )
 from llm2vec.evaluation.task_lists import CATEGORIES, CQADUPSTACK_SUBSETS
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 CATEGORY_COUNTS = {
@@ -274,10 +274,7 @@ def test_ambiguous_results_root(tmp_path: Path) -> None:
 
 
 def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "scripts" / f"{name}.py")
 
 
 def test_make_table_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,6 +21,7 @@ from llm2vec.testing.tiny_models import (
     build_tiny_tokenizer,
     save_tiny_checkpoint,
 )
+from tests.helpers import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -396,12 +397,7 @@ def test_tiny_texts_tokenize_compactly(tiny_data_dir: Path) -> None:
 
 
 def _load_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_tiny_assets", REPO_ROOT / "scripts" / "make_tiny_assets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO_ROOT / "scripts" / "make_tiny_assets.py")
 
 
 def test_make_tiny_assets_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
