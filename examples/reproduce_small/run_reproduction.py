@@ -2,7 +2,7 @@
 """The paper's Figure 2 and Tables 3-5 in miniature, offline (``make reproduce-small``; hours on 2 cores).
 
     python examples/reproduce_small/run_reproduction.py [--only PART ...] [--seeds 1 2 3] [--float32]
-        [--list] [--report]
+        [--jobs PATTERN ...] [--list] [--report]
 
 Prepares the models (SmolLM2-135M-Instruct, Qwen2.5-Coder-1.5B-Instruct, all-MiniLM-L6-v2) and the
 real-data suite, then runs the jobs of ``repro_small/plan.py`` in order: finished jobs are
@@ -13,6 +13,7 @@ the tables and plots of docs/reproduction_small.md from what has finished.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import sys
 from pathlib import Path
@@ -52,6 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=ALL_PARTS, default=list(ALL_PARTS), help="run only these parts")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--demo_seeds", nargs="+", type=int, default=list(DEMO_SEEDS))
+    parser.add_argument("--jobs", nargs="+", metavar="PATTERN",
+                        help="run only the jobs of the selected parts whose names match one of these shell patterns "
+                             "(e.g. 'Baseline-s[0-9]*' '*Anchor-s[0-9]*'), and the jobs they build on")
     parser.add_argument("--float32", action="store_true", help="train and evaluate in float32 (CPUs without fast bf16)")
     parser.add_argument("--list", action="store_true", help="print the jobs and whether each is done, then stop")
     parser.add_argument("--report", action="store_true", help="only write the tables and plots")
@@ -95,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     plan = build_plan(tuple(args.seeds))
     executor = Executor(plan, settings)
     campaigns.append((executor, plan.part(tuple(part for part in args.only if part not in OWN_CAMPAIGNS))))
+    if args.jobs:
+        unmatched = [p for p in args.jobs if not any(fnmatch.fnmatchcase(job.name, p) for _, jobs in campaigns for job in jobs)]
+        if unmatched:
+            raise SystemExit(f"--jobs {' '.join(unmatched)}: no job of the parts {' '.join(args.only)} has such a name "
+                             "(--list prints them)")
+        campaigns = [(campaign, campaign.select(args.jobs, jobs)) for campaign, jobs in campaigns]
     if args.list:
         for campaign, jobs in campaigns:
             for job in jobs:

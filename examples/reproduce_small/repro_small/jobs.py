@@ -11,6 +11,7 @@ whose results exist is not recomputed.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import os
 import re
@@ -108,10 +109,11 @@ class Executor:
         return read_json(self.state_path(name))
 
     def fingerprint(self, job: Job) -> str:
-        upstream = [self.fingerprint(self.by_name[name]) for name in self._depends_on(job)]
+        upstream = [self.fingerprint(self.by_name[name]) for name in self.depends_on(job)]
         return fingerprint_of(dataclasses.asdict(job), upstream, self.suite_fingerprint, self.settings.precision)
 
-    def _depends_on(self, job: Job) -> list[str]:
+    def depends_on(self, job: Job) -> list[str]:
+        """The names of the jobs whose output ``job`` reads (its base run, the adapter's runs, a matched run)."""
         names = [job.base] if job.base in self.by_name else []
         if isinstance(job, Train) and job.matched_to:
             names.append(job.matched_to)
@@ -119,6 +121,26 @@ class Executor:
                       and j.stop is not None]
         if isinstance(job, Evaluate) and job.adapter is not None:
             names += [j.name for j in self.plan.jobs if isinstance(j, Train) and j.folder == job.adapter]
+        return names
+
+    def select(self, patterns: list[str], among: list[Job]) -> list[Job]:
+        """The jobs of ``among`` whose names match a shell pattern of ``patterns``, with every job they
+        build on (also outside ``among``: a run cannot start without its base), in plan order."""
+        wanted: set[str] = set()
+        pending = [job.name for job in among if any(fnmatch.fnmatchcase(job.name, p) for p in patterns)]
+        while pending:
+            name = pending.pop()
+            if name not in wanted:
+                wanted.add(name)
+                pending += self._needed_by(self.by_name[name])
+        return [job for job in self.plan.jobs if job.name in wanted]
+
+    def _needed_by(self, job: Job) -> list[str]:
+        # An evaluation at a fixed step reads the checkpoint of the run that wrote that step; the runs
+        # that continue the same folder afterwards (Table 5) are in its fingerprint but need not run.
+        names = self.depends_on(job)
+        if isinstance(job, Evaluate) and job.step is not None:
+            names = [n for n in names if not (isinstance(self.by_name[n], Train) and self.by_name[n].stop is None)]
         return names
 
     def done(self, job: Job) -> bool:

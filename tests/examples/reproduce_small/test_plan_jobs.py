@@ -108,6 +108,20 @@ def test_a_fingerprint_follows_the_jobs_it_builds_on(tmp_path: Path) -> None:
     assert not executor.done(evaluation)
 
 
+def test_selected_jobs_come_with_what_they_build_on_in_plan_order(tmp_path: Path) -> None:
+    executor = _executor(tmp_path)
+    figure2 = executor.plan.part(("figure2",))
+    names = [job.name for job in executor.select(["Anchor-s1@50"], figure2)]
+    # the evaluation needs the Stage II run that wrote step 50 and the Stage I run that run starts from
+    assert names == ["StageI-Anchor-s1", "Anchor-s1", "Anchor-s1@50"]
+    # a fixed-step evaluation of the Baseline does not drag in Table 5's continuation of its folder
+    names = [job.name for job in executor.select(["Baseline-s[0-9]*"], figure2)]
+    assert names == ["Baseline-s1", *(f"Baseline-s1@{step}" for step in range(EVAL_EVERY, STAGE_II_STEPS + 1, EVAL_EVERY))]
+    # Table 5's final evaluation does need it, and the runs its step count is measured on
+    names = [job.name for job in executor.select(["Baseline-long-s1@final"], executor.plan.part(("table5",)))]
+    assert names == ["Baseline-s1", "StageI-Anchor-s1", "Baseline-long-s1", "Baseline-long-s1@final"]
+
+
 def test_the_demo_table_shows_mean_spread_and_every_seed(tmp_path: Path) -> None:
     from repro_small.demo_campaign import DEMO_TASKS, OOD_TASKS, build_demo_plan
     from repro_small.report import Results
