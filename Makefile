@@ -96,7 +96,8 @@ demo: $(STAMP) smollm2
 
 # The paper's Figure 2 and Tables 3-5 in miniature on real models and real data, offline
 # (docs/reproduction_small.md): many hours on 2 cores; resumable, finished jobs are skipped.
-# REPRO_ARGS: e.g. --only figure2, --seeds 1, --list, --report, --float32.
+# REPRO_ARGS: e.g. --only figure2, --seeds 1, --list, --report, --float32,
+# --adopt_records docs/data/reproduction_small_records.json (go on from the committed records).
 REPRO_ARGS ?=
 
 reproduce-small: $(STAMP) smollm2

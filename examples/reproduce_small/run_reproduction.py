@@ -2,12 +2,13 @@
 """The paper's Figure 2 and Tables 3-5 in miniature, offline (``make reproduce-small``; hours on 2 cores).
 
     python examples/reproduce_small/run_reproduction.py [--only PART ...] [--seeds 1 2 3] [--float32]
-        [--jobs PATTERN ...] [--list] [--report]
+        [--jobs PATTERN ...] [--adopt_records FILE ...] [--list] [--report]
 
 Prepares the models (SmolLM2-135M-Instruct, Qwen2.5-Coder-1.5B-Instruct, all-MiniLM-L6-v2) and the
 real-data suite, then runs the jobs of ``repro_small/plan.py`` in order: finished jobs are
 skipped, an interrupted training resumes from its newest complete checkpoint. ``--report`` writes
-the tables and plots of docs/reproduction_small.md from what has finished.
+the tables and plots of docs/reproduction_small.md from what has finished. ``--adopt_records``
+continues a campaign on a new machine from the records that ``--report`` committed under docs/data/.
 """
 
 from __future__ import annotations
@@ -57,9 +58,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run only the jobs of the selected parts whose names match one of these shell patterns "
                              "(e.g. 'Baseline-s[0-9]*' '*Anchor-s[0-9]*'), and the jobs they build on")
     parser.add_argument("--float32", action="store_true", help="train and evaluate in float32 (CPUs without fast bf16)")
+    parser.add_argument("--adopt_records", nargs="+", type=Path, default=[], metavar="FILE",
+                        help="take over the jobs that finished elsewhere from records files that --report wrote "
+                             "(e.g. docs/data/reproduction_small_records.json); only records whose fingerprint "
+                             "matches this checkout's job are taken")
     parser.add_argument("--list", action="store_true", help="print the jobs and whether each is done, then stop")
     parser.add_argument("--report", action="store_true", help="only write the tables and plots")
     return parser.parse_args(argv)
+
+
+def read_records(path: Path) -> dict[str, dict]:
+    """A records file of ``--report`` (job name -> state), or an error that names the file and what is wrong."""
+    import json
+
+    try:
+        records = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"--adopt_records {path}: no such file (the records are under docs/data/*_records.json)") from None
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"--adopt_records {path}: not JSON ({error}); take the file as --report wrote it") from None
+    if not isinstance(records, dict) or not all(isinstance(r, dict) and "fingerprint" in r for r in records.values()):
+        raise SystemExit(f"--adopt_records {path}: expected an object of job name -> record with a 'fingerprint', "
+                         "as --report writes to docs/data/*_records.json")
+    return records
+
+
+def adopt_records(path: Path, executors: list[Executor]) -> None:
+    """Adopt the matching records of ``path`` into every campaign's state, and say what was taken and refused."""
+    records = read_records(path)
+    known = {job.name for executor in executors for job in executor.plan.jobs}
+    adopted, refused = [], []
+    for executor in executors:
+        taken, differing = executor.adopt(records, str(path))
+        adopted += taken
+        refused += differing
+    print(f"[adopt] {path}: {len(records)} records; adopted {len(adopted)}; "
+          f"{len([n for n in records if n not in known])} name no job of the parts selected")
+    refused = [name for name in refused if name not in adopted]  # a name may recur in another campaign's plan
+    if refused:
+        # Most likely the suite, a config or a job's settings changed since the records were written;
+        # those jobs run again rather than mix results of two setups.
+        print(f"[adopt] not adopted, their fingerprint differs from this checkout's job (they will run): {' '.join(refused)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--jobs {' '.join(unmatched)}: no job of the parts {' '.join(args.only)} has such a name "
                              "(--list prints them)")
         campaigns = [(campaign, campaign.select(args.jobs, jobs)) for campaign, jobs in campaigns]
+    for path in args.adopt_records:
+        adopt_records(path, [campaign for campaign, _ in campaigns])
     if args.list:
         for campaign, jobs in campaigns:
             for job in jobs:

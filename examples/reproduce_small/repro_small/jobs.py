@@ -18,7 +18,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,22 +147,78 @@ class Executor:
         state = self.state(job.name)
         return state is not None and state.get("fingerprint") == self.fingerprint(job)
 
+    # ---------------------------------------------------------------- adopting records
+    def adopt(self, records: Mapping[str, Mapping[str, Any]], source: str) -> tuple[list[str], list[str]]:
+        """Take over jobs that finished elsewhere, from a records file that ``--report`` wrote
+        (``docs/data/*_records.json``: job name -> its state): a record of a job of this plan with the
+        same fingerprint becomes the job's state file (marked ``adopted_from``), so the job is skipped.
+        A record whose fingerprint differs (other settings, suite or upstream runs) is refused, and a
+        job already finished here is left alone. Returns the adopted and the refused names."""
+        adopted, refused = [], []
+        for job in self.plan.jobs:
+            record = records.get(job.name)
+            if record is None or self.done(job):
+                continue
+            if record.get("fingerprint") != self.fingerprint(job):
+                refused.append(job.name)
+                continue
+            write_json_atomic(self.state_path(job.name), {**record, "adopted_from": source})
+            adopted.append(job.name)
+        return adopted, refused
+
+    def reads_output_of(self, job: Job) -> list[Train]:
+        """The training runs whose folder ``job`` reads: the run it starts from, the earlier runs of the
+        folder it continues, the runs that wrote the adapter it evaluates (not the runs it only takes
+        a measurement from, like Table 5's matched Stage I)."""
+        runs = []
+        if isinstance(self.by_name.get(job.base), Train):
+            runs.append(self.by_name[job.base])
+        if isinstance(job, Train):
+            earlier = self.plan.jobs[: self.plan.jobs.index(job)]
+            runs += [j for j in earlier if isinstance(j, Train) and j.folder == job.folder]
+        elif job.adapter is not None:
+            # a fixed step was written by a run with a fixed stop; the final adapter by the folder's last run
+            runs += [j for j in self.plan.jobs if isinstance(j, Train) and j.folder == job.adapter
+                     and (job.step is None or j.stop is not None)]
+        return runs
+
+    def has_output(self, job: Train) -> bool:
+        """Whether the run's folder holds the checkpoint its finished record describes (an adopted
+        record comes without the folder)."""
+        steps = (self.state(job.name) or {}).get("steps", job.stop)
+        return (self.settings.runs_dir / job.folder / f"checkpoint-{steps}").is_dir()
+
     # ---------------------------------------------------------------- running
     def run(self, jobs: list[Job]) -> None:
         started = time.time()
         for index, job in enumerate(jobs, start=1):
             if self.done(job):
                 continue
+            self._rebuild_missing_inputs(job, started)
             self.log(f"[{format_seconds(time.time() - started)}] {index}/{len(jobs)} {job.name}")
-            wall, cpu, load = time.time(), children_cpu_seconds() + time.process_time(), load_average()
-            record = self.train(job) if isinstance(job, Train) else self.evaluate(job)
-            record.update(
-                fingerprint=self.fingerprint(job), job=dataclasses.asdict(job), wall_seconds=round(time.time() - wall, 1),
-                cpu_seconds=round(children_cpu_seconds() + time.process_time() - cpu, 1),
-                load_before=load, load_after=load_average(), precision=self.settings.precision,
-            )
-            write_json_atomic(self.state_path(job.name), record)
-            self.log(f"    done in {format_seconds(record['wall_seconds'])}: {record.get('summary', '')}")
+            self._run_one(job)
+
+    def _rebuild_missing_inputs(self, job: Job, started: float) -> None:
+        # A job adopted from another machine's records is done but its run folder is not here; a job
+        # that reads that folder needs it back. Training is seeded, so the run is repeated as it was;
+        # its new record replaces the adopted one (the evaluations already adopted are kept).
+        for run in self.reads_output_of(job):
+            if self.done(run) and not self.has_output(run):
+                self._rebuild_missing_inputs(run, started)
+                self.log(f"[{format_seconds(time.time() - started)}] {run.name} again: {job.name} reads its folder, "
+                         f"which is not here (its record came from {self.state(run.name).get('adopted_from', 'elsewhere')})")
+                self._run_one(run)
+
+    def _run_one(self, job: Job) -> None:
+        wall, cpu, load = time.time(), children_cpu_seconds() + time.process_time(), load_average()
+        record = self.train(job) if isinstance(job, Train) else self.evaluate(job)
+        record.update(
+            fingerprint=self.fingerprint(job), job=dataclasses.asdict(job), wall_seconds=round(time.time() - wall, 1),
+            cpu_seconds=round(children_cpu_seconds() + time.process_time() - cpu, 1),
+            load_before=load, load_after=load_average(), precision=self.settings.precision,
+        )
+        write_json_atomic(self.state_path(job.name), record)
+        self.log(f"    done in {format_seconds(record['wall_seconds'])}: {record.get('summary', '')}")
 
     def model_path(self, key: str) -> Path:
         if key in self.settings.models:
@@ -186,9 +242,14 @@ class Executor:
         return previous.stop + round(stage_one.stop * stage_one_step / stage_two_step)
 
     def seconds_per_step(self, job: Train) -> float:
-        per_step = seconds_per_step(self.log_path(job).read_text(errors="replace"))
+        # The record keeps the measurement (an adopted record comes without the log it was read from).
+        record = self.state(job.name) or {}
+        if record.get("train_seconds") and record.get("steps"):
+            return record["train_seconds"] / record["steps"]
+        log = self.log_path(job)
+        per_step = seconds_per_step(log.read_text(errors="replace")) if log.is_file() else None
         if per_step is None:
-            raise ReproductionError(f"{self.log_path(job)} holds no finished training")
+            raise ReproductionError(f"{job.name}: neither its state file nor {log} holds a finished training's time")
         return per_step
 
     def log_path(self, job: Job) -> Path:

@@ -73,7 +73,7 @@ def test_each_demo_setting_changes_one_thing() -> None:
 
 def _executor(tmp_path: Path) -> Executor:
     suite = tmp_path / "suite"
-    suite.mkdir()
+    suite.mkdir(parents=True)
     (suite / "manifest.json").write_text(json.dumps({"tasks": ["x"]}))
     settings = Settings(root=tmp_path / "root", suite=suite, models={"smollm2": tmp_path / "model"})
     return Executor(build_plan((1,)), settings, log=lambda _: None)
@@ -196,3 +196,86 @@ def test_the_demo_campaign_reads_its_pinned_configs(tmp_path: Path, monkeypatch)
     assert json.loads(Path(commands[0][2]).read_text())["learning_rate"] == 5e-4
     # and the job's fingerprint does not depend on where its config is read
     assert Executor(plan, pinned).fingerprint(job) == Executor(plan, shipped).fingerprint(job)
+
+
+def _adoptable_records(executor: Executor, names: list[str]) -> dict[str, dict]:
+    """Records as --report writes them, for jobs finished on another machine."""
+    records = {}
+    for name in names:
+        job = executor.by_name[name]
+        record = {"fingerprint": executor.fingerprint(job), "summary": f"{name} elsewhere"}
+        if isinstance(job, Train):
+            record.update(kind="train", steps=job.stop, train_seconds=2.0 * job.stop)
+        records[name] = record
+    return records
+
+
+def test_records_from_another_machine_are_adopted_only_where_the_fingerprint_matches(tmp_path: Path) -> None:
+    elsewhere = _executor(tmp_path / "a")
+    records = _adoptable_records(elsewhere, ["Baseline-s1", "Baseline-s1@25", "Baseline-s1@50", "StageI-Anchor-s1"])
+    records["Baseline-s1@50"]["fingerprint"] = "0" * 16  # written with other settings
+    records["not-a-job"] = {"fingerprint": "x"}
+    here = _executor(tmp_path / "b")
+    _finish(here, here.by_name["StageI-Anchor-s1"], _log(3, 6.0))  # finished here too: keeps its own state
+    own_state = here.state("StageI-Anchor-s1")
+
+    adopted, refused = here.adopt(records, "records.json")
+
+    assert adopted == ["Baseline-s1", "Baseline-s1@25"]
+    assert refused == ["Baseline-s1@50"]
+    assert here.done(here.by_name["Baseline-s1"]) and here.done(here.by_name["Baseline-s1@25"])
+    assert not here.done(here.by_name["Baseline-s1@50"])
+    assert here.state("Baseline-s1")["adopted_from"] == "records.json"
+    assert here.state("Baseline-s1")["summary"] == "Baseline-s1 elsewhere"
+    assert here.state("StageI-Anchor-s1") == own_state
+
+
+def test_table_5_reads_the_seconds_per_step_of_adopted_records_without_their_logs(tmp_path: Path) -> None:
+    executor = _executor(tmp_path)
+    stage_one, baseline = executor.by_name["StageI-Anchor-s1"], executor.by_name["Baseline-s1"]
+    records = _adoptable_records(executor, [stage_one.name, baseline.name])
+    records[stage_one.name]["train_seconds"] = 6.0 * stage_one.stop
+    records[baseline.name]["train_seconds"] = 1.5 * baseline.stop
+    executor.adopt(records, "records.json")
+    assert not executor.log_path(stage_one).exists()
+    assert executor.stop_of(executor.by_name["Baseline-long-s1"]) == baseline.stop + 4 * stage_one.stop
+
+
+class _Recorder:
+    """Stands in for the trainer and the evaluator: records the order of the jobs and writes the
+    checkpoint folder a real training leaves behind."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor, self.ran = executor, []
+        executor.train = self.train
+        executor.evaluate = self.evaluate
+
+    def train(self, job: Train) -> dict:
+        self.ran.append(job.name)
+        (self.executor.settings.runs_dir / job.folder / f"checkpoint-{job.stop}").mkdir(parents=True)
+        return {"kind": "train", "steps": job.stop, "train_seconds": 1.0 * job.stop, "summary": "here"}
+
+    def evaluate(self, job: Evaluate) -> dict:
+        self.ran.append(job.name)
+        return {"kind": "evaluate", "scores": {}, "summary": "here"}
+
+
+def test_a_job_that_reads_an_adopted_runs_folder_has_that_run_trained_again_first(tmp_path: Path) -> None:
+    executor = _executor(tmp_path)
+    executor.adopt(_adoptable_records(executor, ["StageI-Anchor-s1", "Baseline-s1", "Baseline-s1@25"]), "records.json")
+    recorder = _Recorder(executor)
+
+    # Stage II of Anchor starts from the Stage I folder, which came only as a record
+    executor.run([executor.by_name[name] for name in ("StageI-Anchor-s1", "Anchor-s1", "Anchor-s1@25")])
+    assert recorder.ran == ["StageI-Anchor-s1", "Anchor-s1", "Anchor-s1@25"]
+    assert "adopted_from" not in executor.state("StageI-Anchor-s1")  # the new run's record replaced it
+
+    # an adopted evaluation needs nothing; the next one of the same run needs the run's checkpoints
+    recorder.ran.clear()
+    executor.run([executor.by_name[name] for name in ("Baseline-s1", "Baseline-s1@25", "Baseline-s1@50")])
+    assert recorder.ran == ["Baseline-s1", "Baseline-s1@50"]
+
+    # with the folders here now, nothing is trained twice
+    recorder.ran.clear()
+    executor.run([executor.by_name["Anchor-s1@50"]])
+    assert recorder.ran == ["Anchor-s1@50"]
