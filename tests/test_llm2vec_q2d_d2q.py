@@ -245,3 +245,23 @@ def test_activation_checkpointing_keeps_loss_and_gradients(tiny_llama_dir):
     for a, b in zip(plain.parameters(), checkpointed.parameters()):
         torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-5)
     assert checkpointed.model.is_activation_checkpointing
+
+
+def test_per_pair_losses_weighted_by_their_targets_give_the_batch_loss(tiny_llama_dir):
+    model = _stage_one(tiny_llama_dir, alpha=0.2)
+    q, d = model.tokenize(QUERIES), model.tokenize(DOCUMENTS)  # rows of different lengths: padded
+    with torch.no_grad():
+        output = model(q, d)
+        q2d, d2q = model.reconstruction_losses_per_pair(q, d, output.q_anchor, output.d_anchor)
+    # every real token but the final EOS is a target
+    q2d_targets = d["attention_mask"].sum(dim=1) - 1
+    d2q_targets = q["attention_mask"].sum(dim=1) - 1
+    assert q2d.shape == (3,)
+    assert (q2d * q2d_targets).sum().item() / q2d_targets.sum().item() == pytest.approx(output.q2d_loss.item(), abs=1e-5)
+    assert (d2q * d2q_targets).sum().item() / d2q_targets.sum().item() == pytest.approx(output.d2q_loss.item(), abs=1e-5)
+    # a row's losses do not depend on the rest of its batch
+    with torch.no_grad():
+        alone = model.reconstruction_losses_per_pair(model.tokenize(QUERIES[2:]), model.tokenize(DOCUMENTS[2:]),
+                                                     output.q_anchor[2:], output.d_anchor[2:])
+    assert alone[0].item() == pytest.approx(q2d[2].item(), abs=1e-5)
+    assert alone[1].item() == pytest.approx(d2q[2].item(), abs=1e-5)

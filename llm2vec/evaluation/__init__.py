@@ -7,6 +7,8 @@ Modules:
     mteb_encoder   ``LLM2VecMTEBEncoder`` (instruction for queries / symmetric tasks, none for documents)
     local_tasks    mteb tasks read from local JSONL files (STS, retrieval, reranking, classification,
                    clustering, pair classification)
+    anchor_probe   ``probe_anchors``: does a Stage I model's reconstruction use its anchor (own vs
+                   another pair's anchors)
     runner         task planning (skip finished tasks), model loading, ``mteb.evaluate`` calls,
                    ``OutputFolderCache`` (results in ``<output_dir>/<model>/<revision>/<task>.json``)
 
@@ -35,6 +37,8 @@ _EXPORTS = {
     "load_local_task_specs": "local_tasks",
     "make_local_task": "local_tasks",
     "OutputFolderCache": "runner",
+    "AnchorProbe": "anchor_probe",
+    "probe_anchors": "anchor_probe",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llm2vec.evaluation.anchor_probe import mean_pairwise_cosine
 from repro_small.plan import Evaluate
 
 if TYPE_CHECKING:
@@ -43,13 +44,6 @@ def spread_texts(suite: Path, count: int = SPREAD_SAMPLE) -> list[str]:
     return texts[:count]
 
 
-def mean_pairwise_cosine(embeddings: Any) -> float:
-    import torch
-
-    normed = torch.nn.functional.normalize(torch.as_tensor(embeddings, dtype=torch.float32), dim=-1)
-    similarity = normed @ normed.T
-    count = similarity.shape[0]
-    return float((similarity.sum() - similarity.diagonal().sum()) / (count * (count - 1)))
 
 
 def evaluate_job(executor: Executor, job: Evaluate) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from anchor_demo.run_files import children_cpu_seconds, fingerprint_of, format_seconds, load_average, read_json, write_json_atomic
-from repro_small.plan import Evaluate, Job, Plan, Train
+from repro_small.plan import Evaluate, Job, Plan, Probe, Train
 
 REPO = Path(__file__).resolve().parents[3]
 _RUNTIME = re.compile(r"'train_runtime': '([0-9.]+)'")
@@ -49,6 +49,25 @@ def seconds_per_step(log_text: str) -> float | None:
         if index > 0 and epochs[index - 1] >= epochs[index]:
             break
     return float(last.group(1)) / steps if steps else None
+def cpu_identity() -> dict[str, Any]:
+    """The CPU's model name and bf16 instruction sets. oneDNN picks its bf16 kernels by them (AMX,
+    AVX512-BF16 or emulation), and they round differently: the same seeded run is not the same run
+    on another CPU, so every record says where it ran."""
+    identity: dict[str, Any] = {"cpu": None, "bf16_flags": []}
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return identity
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and identity["cpu"] is None:
+            identity["cpu"] = value.strip()
+        elif key.strip() == "flags":
+            identity["bf16_flags"] = sorted(f for f in value.split() if f in ("avx512_bf16", "amx_bf16"))
+            break
+    return identity
+
+
 SCRIPTS = {"I": REPO / "experiments" / "run_stage_I.py", "II": REPO / "experiments" / "run_stage_II.py",
            "mntp": REPO / "experiments" / "run_mntp.py", "simcse": REPO / "experiments" / "run_simcse.py"}
 
@@ -176,7 +195,7 @@ class Executor:
         if isinstance(job, Train):
             earlier = self.plan.jobs[: self.plan.jobs.index(job)]
             runs += [j for j in earlier if isinstance(j, Train) and j.folder == job.folder]
-        elif job.adapter is not None:
+        elif isinstance(job, Evaluate) and job.adapter is not None:
             # a fixed step was written by a run with a fixed stop; the final adapter by the folder's last run
             runs += [j for j in self.plan.jobs if isinstance(j, Train) and j.folder == job.adapter
                      and (job.step is None or j.stop is not None)]
@@ -205,17 +224,42 @@ class Executor:
         for run in self.reads_output_of(job):
             if self.done(run) and not self.has_output(run):
                 self._rebuild_missing_inputs(run, started)
+                adopted = self.state(run.name)
                 self.log(f"[{format_seconds(time.time() - started)}] {run.name} again: {job.name} reads its folder, "
-                         f"which is not here (its record came from {self.state(run.name).get('adopted_from', 'elsewhere')})")
+                         f"which is not here (its record came from {adopted.get('adopted_from', 'elsewhere')})")
                 self._run_one(run)
+                self._compare_with_adopted(run, adopted)
+
+    def _compare_with_adopted(self, run: Train, adopted: dict[str, Any]) -> None:
+        # The repeated run should be the same training: say whether its logged losses are, step by step.
+        record = self.state(run.name)
+        before, after = adopted.get("losses", {}), record.get("losses", {})
+        steps = sorted(set(before) | set(after), key=int)
+        different = [step for step in steps if before.get(step) != after.get(step)]
+        record["repeated"] = {
+            "adopted_from": adopted.get("adopted_from"), "steps_compared": len(steps),
+            "same_losses_as_adopted": not different, "first_different_step": int(different[0]) if different else None,
+        }
+        write_json_atomic(self.state_path(run.name), record)
+        if different:
+            step = different[0]
+            self.log(f"    {run.name}: the repeated run's losses differ from the adopted record's from step {step} "
+                     f"({before.get(step)} before, {after.get(step)} now); the jobs after it use the repeated run")
+        else:
+            self.log(f"    {run.name}: the repeated run logged the same losses as the adopted record at all {len(steps)} steps")
 
     def _run_one(self, job: Job) -> None:
         wall, cpu, load = time.time(), children_cpu_seconds() + time.process_time(), load_average()
-        record = self.train(job) if isinstance(job, Train) else self.evaluate(job)
+        if isinstance(job, Train):
+            record = self.train(job)
+        elif isinstance(job, Probe):
+            record = self.probe(job)
+        else:
+            record = self.evaluate(job)
         record.update(
             fingerprint=self.fingerprint(job), job=dataclasses.asdict(job), wall_seconds=round(time.time() - wall, 1),
             cpu_seconds=round(children_cpu_seconds() + time.process_time() - cpu, 1),
-            load_before=load, load_after=load_average(), precision=self.settings.precision,
+            load_before=load, load_after=load_average(), precision=self.settings.precision, machine=cpu_identity(),
         )
         write_json_atomic(self.state_path(job.name), record)
         self.log(f"    done in {format_seconds(record['wall_seconds'])}: {record.get('summary', '')}")
@@ -298,3 +342,8 @@ class Executor:
         from repro_small.evaluate import evaluate_job
 
         return evaluate_job(self, job)
+
+    def probe(self, job: Probe) -> dict[str, Any]:
+        from repro_small.probe import probe_job
+
+        return probe_job(self, job)

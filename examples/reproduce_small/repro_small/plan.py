@@ -70,7 +70,19 @@ class Evaluate:
     doc_max_length: int | None = None
 
 
-Job = Train | Evaluate
+@dataclass(frozen=True)
+class Probe:
+    """Does the reconstruction of model ``base`` (a Stage I run, or the untrained model) use its
+    anchor? Both reconstruction losses of the suite's held-out BBC headline -> article pairs, with
+    each pair's own anchors and with another pair's (``llm2vec.evaluation.anchor_probe``)."""
+
+    name: str
+    part: str
+    base: str
+    seed: int = 0  # of the derangement that hands each pair another pair's anchors
+
+
+Job = Train | Evaluate | Probe
 
 
 def _overrides(**values: object) -> tuple[tuple[str, str], ...]:
@@ -111,6 +123,8 @@ def build_plan(seeds: tuple[int, ...] = SEEDS) -> Plan:
     plan.add(Evaluate("SmolLM2-mean", "references", "smollm2", "full", pooling_mode="mean"))
     plan.add(Evaluate("SmolLM2-EOS@curve", "references", "smollm2", "curve"))
     plan.add(Evaluate("all-MiniLM-L6-v2", "references", "minilm", "full"))
+    # Whether Stage I teaches the anchor anything: its probe against the untrained model's.
+    plan.add(Probe("SmolLM2@probe", "diagnosis", "smollm2"))
     for seed in seeds:
         # Figure 2 / Table 9: Stage II every 25 steps for Baseline and three Stage I objectives.
         _stage_two_with_curve(plan, "figure2", f"Baseline-s{seed}", "smollm2", seed)
@@ -120,6 +134,8 @@ def build_plan(seeds: tuple[int, ...] = SEEDS) -> Plan:
                                        _overrides(seed=seed, alpha=ARMS[arm]), seed))
             plan.add(Evaluate(f"StageI-{arm}-s{seed}@curve", "figure2", stage_one.name, "curve", spread=True))
             _stage_two_with_curve(plan, "figure2", f"{arm}-s{seed}", stage_one.name, seed)
+        for arm in FIGURE_2_ARMS[1:]:
+            plan.add(Probe(f"StageI-{arm}-s{seed}@probe", "diagnosis", f"StageI-{arm}-s{seed}"))
         # Why the Baseline stays at chance level in the demo: one change at a time, 100 steps.
         for label, overrides in DIAGNOSES.items():
             base = "smollm2" if label.startswith("Baseline") else f"StageI-Anchor-s{seed}"
@@ -136,6 +152,7 @@ def build_plan(seeds: tuple[int, ...] = SEEDS) -> Plan:
             plan.add(Train(f"{arm}-s{seed}", "alpha", "II", CONFIGS / "stage_II_smollm2.json", stage_one.name,
                            STAGE_II_STEPS, STAGE_II_STEPS // 2, _overrides(seed=seed), seed))
             plan.add(Evaluate(f"{arm}-s{seed}@{STAGE_II_STEPS}", "alpha", stage_one.name, "full", f"{arm}-s{seed}"))
+            plan.add(Probe(f"StageI-{arm}-s{seed}@probe", "alpha", stage_one.name))
     for seed in seeds:
         # Table 5: the Baseline trained on for as long (wall time) as the Anchor arm's Stage I took.
         long = plan.add(Train(f"Baseline-long-s{seed}", "table5", "II", CONFIGS / "stage_II_smollm2.json", "smollm2",

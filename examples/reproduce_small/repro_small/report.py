@@ -220,6 +220,30 @@ def diagnosis_table(results: Results, seeds: Sequence[int], curve_tasks: Sequenc
     return lines
 
 
+def probe_table(results: Results, seeds: Sequence[int]) -> list[str]:
+    """The anchor probe: reconstruction loss (nats per token) of the held-out headline pairs with
+    their own anchors and with another pair's; the gap is what the anchor tells about its text."""
+    lines = ["| model (alpha) | Q2D own | Q2D other | Q2D gap | D2Q own | D2Q other | D2Q gap | pairs with own anchor better, Q2D / D2Q | query / document anchor cosine |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    rows = [("SmolLM2-135M-Instruct, untrained", "SmolLM2@probe", [0])]
+    rows += [(f"Stage I {arm} ({alpha})", f"StageI-{arm}-s{{seed}}@probe", seeds)
+             for arm, alpha in sorted(ARMS.items(), key=lambda item: item[1])]
+    for label, name, over in rows:
+        def value(*keys: str) -> Any:
+            def read(record: dict) -> float:
+                node = record["probe"]
+                for key in keys:
+                    node = node[key]
+                return node
+            return read
+        cells = [cell(results.over_seeds(name, over, value(direction, key)))
+                 for direction in ("q2d", "d2q") for key in ("own", "other", "gap")]
+        share = "/".join(cell([100 * v for v in results.over_seeds(name, over, value(d, "own_lower"))]) + " %" for d in ("q2d", "d2q"))
+        cosine = " / ".join(cell(results.over_seeds(name, over, value(k))) for k in ("query_anchor_cosine", "document_anchor_cosine"))
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {share} | {cosine} |")
+    return lines
+
+
 def plot_figure2(series: Mapping[str, list[tuple[int, list[float]]]], path: Path) -> None:
     import matplotlib
 
@@ -259,6 +283,7 @@ def write_report(executor: Any, docs: Path) -> None:
         "references": references_table(results), "figure2": figure2, "table3": table3(results, seeds),
         "table4": table4(results, seeds), "table5": table5(results, seeds),
         "diagnosis": diagnosis_table(results, seeds, curve),
+        "anchor probe": probe_table(results, seeds),
     }
     text = ["<!-- written by examples/reproduce_small/run_reproduction.py --report; do not edit -->"]
     for name, lines in sections.items():

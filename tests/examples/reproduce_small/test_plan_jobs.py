@@ -12,7 +12,7 @@ import pytest
 
 from repro_small.demo_campaign import BASELINE_SETTINGS, DEMO_SEEDS, STAGE_I_SETTINGS, STAGE_II_SETTINGS, build_demo_plan
 from repro_small.jobs import Executor, ReproductionError, Settings, seconds_per_step
-from repro_small.plan import DIAGNOSES, EVAL_EVERY, FIGURE_2_ARMS, STAGE_II_STEPS, Evaluate, Train, build_plan
+from repro_small.plan import DIAGNOSES, EVAL_EVERY, FIGURE_2_ARMS, STAGE_II_STEPS, Evaluate, Probe, Train, build_plan
 
 MODELS = ("smollm2", "minilm", "qwen")
 
@@ -253,7 +253,8 @@ class _Recorder:
     def train(self, job: Train) -> dict:
         self.ran.append(job.name)
         (self.executor.settings.runs_dir / job.folder / f"checkpoint-{job.stop}").mkdir(parents=True)
-        return {"kind": "train", "steps": job.stop, "train_seconds": 1.0 * job.stop, "summary": "here"}
+        losses = {"1": {"loss": 2.5}, "2": {"loss": 2.25 if job.name.startswith("Baseline") else 2.0}}
+        return {"kind": "train", "steps": job.stop, "train_seconds": 1.0 * job.stop, "losses": losses, "summary": "here"}
 
     def evaluate(self, job: Evaluate) -> dict:
         self.ran.append(job.name)
@@ -262,20 +263,66 @@ class _Recorder:
 
 def test_a_job_that_reads_an_adopted_runs_folder_has_that_run_trained_again_first(tmp_path: Path) -> None:
     executor = _executor(tmp_path)
-    executor.adopt(_adoptable_records(executor, ["StageI-Anchor-s1", "Baseline-s1", "Baseline-s1@25"]), "records.json")
+    records = _adoptable_records(executor, ["StageI-Anchor-s1", "Baseline-s1", "Baseline-s1@25"])
+    for name in ("StageI-Anchor-s1", "Baseline-s1"):
+        records[name]["losses"] = {"1": {"loss": 2.5}, "2": {"loss": 2.0}}
+    executor.adopt(records, "records.json")
     recorder = _Recorder(executor)
 
     # Stage II of Anchor starts from the Stage I folder, which came only as a record
     executor.run([executor.by_name[name] for name in ("StageI-Anchor-s1", "Anchor-s1", "Anchor-s1@25")])
     assert recorder.ran == ["StageI-Anchor-s1", "Anchor-s1", "Anchor-s1@25"]
-    assert "adopted_from" not in executor.state("StageI-Anchor-s1")  # the new run's record replaced it
+    repeated = executor.state("StageI-Anchor-s1")  # the new run's record replaced the adopted one
+    assert "adopted_from" not in repeated
+    assert set(repeated["machine"]) == {"cpu", "bf16_flags"}  # bf16 rounds by CPU: every record says where it ran
+    assert repeated["repeated"] == {"adopted_from": "records.json", "steps_compared": 2,
+                                    "same_losses_as_adopted": True, "first_different_step": None}
 
     # an adopted evaluation needs nothing; the next one of the same run needs the run's checkpoints
     recorder.ran.clear()
     executor.run([executor.by_name[name] for name in ("Baseline-s1", "Baseline-s1@25", "Baseline-s1@50")])
     assert recorder.ran == ["Baseline-s1", "Baseline-s1@50"]
+    assert executor.state("Baseline-s1")["repeated"]["first_different_step"] == 2  # the recorder logs 2.25 there
 
     # with the folders here now, nothing is trained twice
     recorder.ran.clear()
     executor.run([executor.by_name["Anchor-s1@50"]])
     assert recorder.ran == ["Anchor-s1@50"]
+
+
+def test_every_stage_one_run_and_the_untrained_model_get_an_anchor_probe(tmp_path: Path) -> None:
+    executor = _executor(tmp_path)
+    probes = [job for job in executor.plan.jobs if isinstance(job, Probe)]
+    stage_one = [job.name for job in executor.plan.jobs if isinstance(job, Train) and job.stage == "I"]
+    assert sorted(p.base for p in probes) == sorted(["smollm2", *stage_one])
+    # a probe reads its Stage I run's folder, so an adopted Stage I run is trained again for it
+    probe = executor.by_name["StageI-Anchor-s1@probe"]
+    assert [run.name for run in executor.reads_output_of(probe)] == ["StageI-Anchor-s1"]
+    assert [job.name for job in executor.select(["StageI-Anchor-s1@probe"], executor.plan.part(("diagnosis",)))] == [
+        "StageI-Anchor-s1", "StageI-Anchor-s1@probe"]
+
+
+def test_the_probe_table_shows_own_other_and_gap_over_seeds(tmp_path: Path) -> None:
+    from repro_small.report import Results, probe_table
+
+    executor = Executor(build_plan((1, 2)), _executor(tmp_path).settings, log=lambda _: None)
+
+    def finish(name: str, q2d_own: float, q2d_other: float) -> None:
+        direction = {"own": q2d_own, "other": q2d_other, "gap": q2d_other - q2d_own, "gap_std": 0.1, "own_lower": 0.75}
+        probe = {"pairs": 250, "q2d": direction, "d2q": {**direction, "own_lower": 0.5},
+                 "query_anchor_cosine": 0.9, "document_anchor_cosine": 0.8}
+        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
+        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(executor.by_name[name]),
+                                                         "probe": probe}))
+
+    finish("SmolLM2@probe", 5.0, 5.0)
+    finish("StageI-Anchor-s1@probe", 3.0, 3.5)
+    finish("StageI-Anchor-s2@probe", 3.2, 3.9)
+    lines = probe_table(Results(executor), (1, 2))
+    untrained = next(line for line in lines if "untrained" in line)
+    anchor = next(line for line in lines if "Anchor (0.2)" in line)
+    assert "| 5.00 (n=1) | 5.00 (n=1) | 0.00 (n=1) |" in untrained
+    # own 3.0/3.2, other 3.5/3.9, gap 0.5/0.7 over the two seeds
+    assert "| 3.10 ± 0.14 (n=2) | 3.70 ± 0.28 (n=2) | 0.60 ± 0.14 (n=2) |" in anchor
+    assert "75.00 ± 0.00 (n=2) %/50.00 ± 0.00 (n=2) %" in anchor
+    assert "OnlyQ2D (1.0) | – |" in next(line for line in lines if "OnlyQ2D" in line)

@@ -291,3 +291,22 @@ def test_entry_script_reports_a_mismatching_wheel(tmp_path: Path, capsys: pytest
     error = capsys.readouterr().err
     assert fake.bbc_wheel.name in error and "does not match the pinned" in error
     assert not (tmp_path / "suite").exists()
+
+
+def test_the_anchor_probe_pairs_are_the_held_out_headline_pairs_in_training_format(
+        sources: SuiteSources, tmp_path: Path) -> None:
+    from llm2vec.tokenization import SEPARATOR
+    from repro_small.probe import probe_pairs
+
+    out = _build(tmp_path / "suite", sources)
+    queries, documents = probe_pairs(out)
+    folder = out / "eval" / "bbc_headline_retrieval"
+    qrels = _jsonl(folder / "qrels.jsonl")
+    assert len(queries) == len(documents) == len(qrels) > 0
+    headline = {row["id"]: row["text"] for row in _jsonl(folder / "queries.jsonl")}[qrels[0]["query-id"]]
+    article = {row["id"]: row["text"] for row in _jsonl(folder / "corpus.jsonl")}[qrels[0]["corpus-id"]]
+    instruction = _jsonl(out / "train" / "bbc_headline.jsonl")[0]["instruction"]
+    assert queries[0] == f"{instruction}; {SEPARATOR}{headline}"
+    assert documents[0] == SEPARATOR + article
+    training = {SEPARATOR + row["positive"] for row in _jsonl(out / "train" / "bbc_headline.jsonl")}
+    assert not training & set(documents)  # held out
