@@ -239,6 +239,7 @@ class Executor:
         record["repeated"] = {
             "adopted_from": adopted.get("adopted_from"), "steps_compared": len(steps),
             "same_losses_as_adopted": not different, "first_different_step": int(different[0]) if different else None,
+            "adopted_record": adopted,  # the measurement it replaces is kept, not lost
         }
         write_json_atomic(self.state_path(run.name), record)
         if different:

@@ -275,8 +275,10 @@ def test_a_job_that_reads_an_adopted_runs_folder_has_that_run_trained_again_firs
     repeated = executor.state("StageI-Anchor-s1")  # the new run's record replaced the adopted one
     assert "adopted_from" not in repeated
     assert set(repeated["machine"]) == {"cpu", "bf16_flags"}  # bf16 rounds by CPU: every record says where it ran
+    adopted_record = repeated["repeated"].pop("adopted_record")
     assert repeated["repeated"] == {"adopted_from": "records.json", "steps_compared": 2,
                                     "same_losses_as_adopted": True, "first_different_step": None}
+    assert adopted_record["summary"] == "StageI-Anchor-s1 elsewhere"  # the replaced measurement is kept
 
     # an adopted evaluation needs nothing; the next one of the same run needs the run's checkpoints
     recorder.ran.clear()
