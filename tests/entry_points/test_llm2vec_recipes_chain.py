@@ -53,7 +53,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path) -> dict
                     "--output_dir", str(mntp), "--stop_after_n_steps", "60", "--save_steps", "60")
     run_entry_point("run_simcse.py", _config(root, "simcse", model_name_or_path=str(base), bidirectional=True,
                                              peft_model_name_or_path=str(mntp), dataset_file_path=str(text),
-                                             learning_rate=0.003, loss_scale=20.0, save_merged_model=True),
+                                             learning_rate=0.01, loss_scale=20.0, save_merged_model=True),
                     "--output_dir", str(simcse), "--stop_after_n_steps", "20", "--save_steps", "20")
     stage_two = {k: v for k, v in json.loads(TINY_STAGE_II_CONFIG.read_text()).items()
                  if k in ("dataset_name", "dataset_files", "learning_rate", "loss_scale")}
@@ -68,6 +68,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path) -> dict
 def test_each_recipes_loss_falls(chain: dict[str, Path]) -> None:
     # MNTP's LoRA sits on the body of a random tiny model whose frozen head caps how far the loss
     # can go (it plateaus near 6.55 here, from 6.9); a 3% fall over 60 steps is the recipe learning
+    # SimCSE starts at ln(16 in-batch candidates) and leaves it only once the embeddings spread out;
+    # at lr 0.003 that happened before step 20 on an AMD CPU and after it on an Intel one (their
+    # float32 kernels round differently); at lr 0.01 it falls 40-55% by step 20 for every seed tried
     for name, steps, share in (("mntp", 60, 0.97), ("simcse", 20, 0.95), ("supervised", 20, 0.95)):
         losses = _losses(chain[name], steps)
         assert _falls(losses, share), (name, losses)
