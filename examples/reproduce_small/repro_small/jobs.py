@@ -134,10 +134,11 @@ class Executor:
     def depends_on(self, job: Job) -> list[str]:
         """The names of the jobs whose output ``job`` reads (its base run, the adapter's runs, a matched run)."""
         names = [job.base] if job.base in self.by_name else []
-        if isinstance(job, Train) and job.matched_to:
-            names.append(job.matched_to)
-            names += [j.name for j in self.plan.jobs if isinstance(j, Train) and j.folder == job.folder and j is not job
-                      and j.stop is not None]
+        if isinstance(job, Train):
+            if job.matched_to:
+                names.append(job.matched_to)
+            # a run that continues a folder builds on the runs before it there
+            names += [j.name for j in self._earlier(job) if isinstance(j, Train) and j.folder == job.folder]
         if isinstance(job, Evaluate) and job.adapter is not None:
             names += [j.name for j in self.plan.jobs if isinstance(j, Train) and j.folder == job.adapter]
         return names
@@ -193,13 +194,16 @@ class Executor:
         if isinstance(self.by_name.get(job.base), Train):
             runs.append(self.by_name[job.base])
         if isinstance(job, Train):
-            earlier = self.plan.jobs[: self.plan.jobs.index(job)]
-            runs += [j for j in earlier if isinstance(j, Train) and j.folder == job.folder]
+            runs += [j for j in self._earlier(job) if isinstance(j, Train) and j.folder == job.folder]
         elif isinstance(job, Evaluate) and job.adapter is not None:
             # a fixed step was written by a run with a fixed stop; the final adapter by the folder's last run
             runs += [j for j in self.plan.jobs if isinstance(j, Train) and j.folder == job.adapter
                      and (job.step is None or j.stop is not None)]
         return runs
+
+    def _earlier(self, job: Job) -> list[Job]:
+        position = next(i for i, j in enumerate(self.plan.jobs) if j.name == job.name)
+        return self.plan.jobs[:position]
 
     def has_output(self, job: Train) -> bool:
         """Whether the run's folder holds the checkpoint its finished record describes (an adopted

@@ -136,6 +136,8 @@ def build_plan(seeds: tuple[int, ...] = SEEDS) -> Plan:
             _stage_two_with_curve(plan, "figure2", f"{arm}-s{seed}", stage_one.name, seed)
         for arm in FIGURE_2_ARMS[1:]:
             plan.add(Probe(f"StageI-{arm}-s{seed}@probe", "diagnosis", f"StageI-{arm}-s{seed}"))
+        if seed == seeds[0]:
+            add_longer_stage_one(plan, seed)
         # Why the Baseline stays at chance level in the demo: one change at a time, 100 steps.
         for label, overrides in DIAGNOSES.items():
             base = "smollm2" if label.startswith("Baseline") else f"StageI-Anchor-s{seed}"
@@ -164,6 +166,24 @@ def build_plan(seeds: tuple[int, ...] = SEEDS) -> Plan:
 
 
 DIAGNOSIS_STEPS = 100
+#: a whole epoch of the suite's training pairs (2,960 kept in batches of 8), where the linear
+#: schedule of the 100-step Stage I runs ends; probed on the way
+STAGE_I_EPOCH_STOPS = (100, 200, 370)
+LONGER_STAGE_II_STEPS = 50
+
+
+def add_longer_stage_one(plan: Plan, seed: int) -> None:
+    """Does a longer Stage I make the anchor carry its text, and give Stage II a head start? One seed:
+    the Anchor arm's Stage I continued in its own folder to a whole epoch, the anchor probed at
+    each stop, then the first 50 Stage II steps from the epoch's model (the steps where the paper's
+    head start shows). The first stop repeats ``StageI-Anchor-s<seed>`` on this machine."""
+    folder = f"StageI-AnchorEpoch-s{seed}"
+    for stop in STAGE_I_EPOCH_STOPS:
+        name = folder if stop == STAGE_I_EPOCH_STOPS[-1] else f"StageI-AnchorEpoch{stop}-s{seed}"
+        plan.add(Train(name, "diagnosis", "I", CONFIGS / "stage_I_smollm2.json", "smollm2", stop, STAGE_I_STEPS // 2,
+                       _overrides(seed=seed, alpha=ARMS["Anchor"]), seed, output=folder))
+        plan.add(Probe(f"{name}@probe", "diagnosis", name))
+    _stage_two_with_curve(plan, "diagnosis", f"AnchorEpoch-s{seed}", folder, seed, stop=LONGER_STAGE_II_STEPS)
 #: one change each against the Figure 2 runs (bf16 autocast, loss scale 50, EOS pooling)
 DIAGNOSES: dict[str, dict[str, object]] = {
     "Baseline-fp32": {"bf16": False, "torch_dtype": "float32"},

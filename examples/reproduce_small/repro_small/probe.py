@@ -45,6 +45,25 @@ def probe_pairs(suite: Path) -> tuple[list[str], list[str]]:
     return [p.query for p in pairs], [p.positive for p in pairs]
 
 
+def check_model_step(executor: Executor, job: Probe) -> None:
+    """A run folder that several runs continue holds the model of the last one that finished: a
+    probe of an earlier run must not read a later run's model."""
+    from llm2vec.training.run_folder import finished_step
+    from repro_small.jobs import ReproductionError
+    from repro_small.plan import Train
+
+    run = executor.by_name.get(job.base)
+    if not isinstance(run, Train):
+        return
+    folder = executor.settings.runs_dir / run.folder
+    expected, found = (executor.state(run.name) or {}).get("steps", run.stop), finished_step(folder)
+    if found != expected:
+        raise ReproductionError(
+            f"{job.name} probes {run.name}, which finished at step {expected}, but {folder} holds the model of "
+            f"step {found}: a later run of the folder trained on. Probe it before that run, or train the folder "
+            f"again up to step {expected} in another place")
+
+
 def probe_job(executor: Executor, job: Probe) -> dict[str, Any]:
     import torch
 
@@ -52,6 +71,7 @@ def probe_job(executor: Executor, job: Probe) -> dict[str, Any]:
     from llm2vec.evaluation.anchor_probe import probe_anchors
     from repro_small.jobs import REPO
 
+    check_model_step(executor, job)
     config = json.loads((REPO / STAGE_I_CONFIG).read_text())
     model = LLM2Vec_q2d_d2q.from_pretrained(
         executor.model_path(job.base), dtype=torch.float32, attn_implementation="eager",

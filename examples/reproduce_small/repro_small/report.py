@@ -16,7 +16,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from repro_small.plan import ARMS, DIAGNOSES, DIAGNOSIS_STEPS, EVAL_EVERY, FIGURE_2_ARMS, STAGE_II_STEPS, Train
+from repro_small.plan import (
+    ARMS,
+    DIAGNOSES,
+    DIAGNOSIS_STEPS,
+    EVAL_EVERY,
+    FIGURE_2_ARMS,
+    LONGER_STAGE_II_STEPS,
+    STAGE_I_EPOCH_STOPS,
+    STAGE_II_STEPS,
+    Train,
+)
 
 #: suite task -> mteb category, and which tasks share a corpus with the training pairs
 CATEGORY = {
@@ -39,11 +49,11 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def cell(values: Sequence[float]) -> str:
+def cell(values: Sequence[float], digits: int = 2) -> str:
     mean, std = mean_std(values)
     if math.isnan(mean):
         return "–"
-    return f"{mean:.2f} ± {std:.2f} (n={len(values)})" if len(values) > 1 else f"{mean:.2f} (n=1)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={len(values)})" if len(values) > 1 else f"{mean:.{digits}f} (n=1)"
 
 
 def differs(a: Sequence[float], b: Sequence[float]) -> str:
@@ -236,11 +246,41 @@ def probe_table(results: Results, seeds: Sequence[int]) -> list[str]:
                     node = node[key]
                 return node
             return read
-        cells = [cell(results.over_seeds(name, over, value(direction, key)))
+        cells = [cell(results.over_seeds(name, over, value(direction, key)), 3)
                  for direction in ("q2d", "d2q") for key in ("own", "other", "gap")]
-        share = "/".join(cell([100 * v for v in results.over_seeds(name, over, value(d, "own_lower"))]) + " %" for d in ("q2d", "d2q"))
-        cosine = " / ".join(cell(results.over_seeds(name, over, value(k))) for k in ("query_anchor_cosine", "document_anchor_cosine"))
+        share = " / ".join(cell([100 * v for v in results.over_seeds(name, over, value(d, "own_lower"))], 0) + " %"
+                           for d in ("q2d", "d2q"))
+        cosine = " / ".join(cell(results.over_seeds(name, over, value(k)), 3) for k in ("query_anchor_cosine", "document_anchor_cosine"))
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {share} | {cosine} |")
+    return lines
+
+
+def longer_stage_one_table(results: Results, seed: int, curve_tasks: Sequence[str]) -> list[str]:
+    """One seed's Stage I continued to a whole epoch: its losses and anchor probe at each stop, then
+    the curve tasks in its first Stage II steps beside the Figure 2 arms at the same steps."""
+    lines = ["| Stage I steps | Q2D / D2Q loss, last 10 steps | Q2D gap | D2Q gap | query / document anchor cosine |",
+             "|---:|---|---|---|---|"]
+    for stop in STAGE_I_EPOCH_STOPS:
+        name = f"StageI-AnchorEpoch-s{seed}" if stop == STAGE_I_EPOCH_STOPS[-1] else f"StageI-AnchorEpoch{stop}-s{seed}"
+        run, probe = results.records.get(name), results.records.get(f"{name}@probe")
+        if run is None:
+            lines.append(f"| {stop} | – | – | – | – |")
+            continue
+        last = [run["losses"][k] for k in sorted(run["losses"], key=int)[-10:]]
+        losses = " / ".join(f"{statistics.fmean(entry.get(key, math.nan) for entry in last):.2f}" for key in ("q2d_loss", "d2q_loss"))
+        if probe is None:
+            lines.append(f"| {stop} | {losses} | – | – | – |")
+            continue
+        p = probe["probe"]
+        gaps = [f"{p[d]['gap']:+.3f} ± {p[d]['gap_std']:.3f} ({100 * p[d]['own_lower']:.0f} % own better)" for d in ("q2d", "d2q")]
+        lines.append(f"| {stop} | {losses} | {gaps[0]} | {gaps[1]} | {p['query_anchor_cosine']:.3f} / {p['document_anchor_cosine']:.3f} |")
+    lines += ["", "| Stage II step | after the epoch's Stage I (n=1) | Baseline | Anchor (100 Stage I steps) |", "|---:|---|---|---|"]
+    seeds = _seeds(results.executor)
+    for step in range(EVAL_EVERY, LONGER_STAGE_II_STEPS + 1, EVAL_EVERY):
+        record = results.records.get(f"AnchorEpoch-s{seed}@{step}")
+        value = f"{average(record['scores'], curve_tasks):.2f}" if record else "–"
+        arms = [cell(results.over_seeds(_curve_name(arm, step), seeds, _curve_value(curve_tasks))) for arm in ("Baseline", "Anchor")]
+        lines.append(f"| {step} | {value} | " + " | ".join(arms) + " |")
     return lines
 
 
@@ -284,6 +324,7 @@ def write_report(executor: Any, docs: Path) -> None:
         "table4": table4(results, seeds), "table5": table5(results, seeds),
         "diagnosis": diagnosis_table(results, seeds, curve),
         "anchor probe": probe_table(results, seeds),
+        "longer Stage I": longer_stage_one_table(results, seeds[0], curve),
     }
     text = ["<!-- written by examples/reproduce_small/run_reproduction.py --report; do not edit -->"]
     for name, lines in sections.items():

@@ -323,8 +323,58 @@ def test_the_probe_table_shows_own_other_and_gap_over_seeds(tmp_path: Path) -> N
     lines = probe_table(Results(executor), (1, 2))
     untrained = next(line for line in lines if "untrained" in line)
     anchor = next(line for line in lines if "Anchor (0.2)" in line)
-    assert "| 5.00 (n=1) | 5.00 (n=1) | 0.00 (n=1) |" in untrained
+    assert "| 5.000 (n=1) | 5.000 (n=1) | 0.000 (n=1) |" in untrained
     # own 3.0/3.2, other 3.5/3.9, gap 0.5/0.7 over the two seeds
-    assert "| 3.10 ± 0.14 (n=2) | 3.70 ± 0.28 (n=2) | 0.60 ± 0.14 (n=2) |" in anchor
-    assert "75.00 ± 0.00 (n=2) %/50.00 ± 0.00 (n=2) %" in anchor
+    assert "| 3.100 ± 0.141 (n=2) | 3.700 ± 0.283 (n=2) | 0.600 ± 0.141 (n=2) |" in anchor
+    assert "75 ± 0 (n=2) % / 50 ± 0 (n=2) %" in anchor
     assert "OnlyQ2D (1.0) | – |" in next(line for line in lines if "OnlyQ2D" in line)
+
+
+def test_a_probe_refuses_a_folder_that_a_later_run_trained_on(tmp_path: Path) -> None:
+    from llm2vec.training.run_folder import mark_finished
+    from repro_small.probe import check_model_step
+
+    executor = _executor(tmp_path)
+    first, probe = executor.by_name["StageI-AnchorEpoch100-s1"], executor.by_name["StageI-AnchorEpoch100-s1@probe"]
+    folder = executor.settings.runs_dir / first.folder
+    folder.mkdir(parents=True)
+    executor.state_path(first.name).parent.mkdir(parents=True, exist_ok=True)
+    executor.state_path(first.name).write_text(json.dumps({"fingerprint": executor.fingerprint(first), "steps": 100}))
+    mark_finished(folder, 100)
+    check_model_step(executor, probe)  # the folder holds step 100: fine
+    mark_finished(folder, 200)  # the continuation has run since
+    with pytest.raises(ReproductionError, match="holds the model of step 200"):
+        check_model_step(executor, probe)
+    check_model_step(executor, executor.by_name["SmolLM2@probe"])  # an untrained model has no run folder
+
+
+def test_a_run_that_continues_a_folder_builds_on_the_runs_before_it(tmp_path: Path) -> None:
+    executor = _executor(tmp_path)
+    assert executor.depends_on(executor.by_name["StageI-AnchorEpoch-s1"]) == [
+        "StageI-AnchorEpoch100-s1", "StageI-AnchorEpoch200-s1"]
+    assert executor.depends_on(executor.by_name["StageI-AnchorEpoch100-s1"]) == []
+    # Table 5's continuation keeps what it built on before (its fingerprint must not move)
+    assert executor.depends_on(executor.by_name["Baseline-long-s1"]) == ["StageI-Anchor-s1", "Baseline-s1"]
+
+
+def test_the_longer_stage_one_table_shows_each_stop_and_the_first_stage_two_steps(tmp_path: Path) -> None:
+    from repro_small.report import Results, longer_stage_one_table
+
+    executor = _executor(tmp_path)
+
+    def finish(name: str, **record: object) -> None:
+        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
+        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(executor.by_name[name]), **record}))
+
+    # 12 logged steps: the last 10 average to Q2D 3.0 and D2Q 2.0
+    losses = {str(s): {"q2d_loss": 9.0 if s <= 2 else 3.0, "d2q_loss": 9.0 if s <= 2 else 2.0} for s in range(1, 13)}
+    finish("StageI-AnchorEpoch100-s1", steps=100, losses=losses)
+    direction = {"own": 3.0, "other": 3.25, "gap": 0.25, "gap_std": 0.5, "own_lower": 0.7}
+    finish("StageI-AnchorEpoch100-s1@probe", probe={"q2d": direction, "d2q": {**direction, "gap": -0.01},
+                                                     "query_anchor_cosine": 0.99, "document_anchor_cosine": 0.98})
+    curve = ("A", "B")
+    finish("AnchorEpoch-s1@25", scores={"A": 0.5, "B": 0.7})
+    lines = longer_stage_one_table(Results(executor), 1, curve)
+    assert "| 100 | 3.00 / 2.00 | +0.250 ± 0.500 (70 % own better) | -0.010 ± 0.500 (70 % own better) | 0.990 / 0.980 |" in lines
+    assert "| 200 | – | – | – | – |" in lines
+    assert any(line.startswith("| 25 | 60.00 |") for line in lines)
