@@ -208,8 +208,16 @@ class Executor:
     def has_output(self, job: Train) -> bool:
         """Whether the run's folder holds the checkpoint its finished record describes (an adopted
         record comes without the folder)."""
+        from llm2vec.training.run_folder import finished_step
+
         steps = (self.state(job.name) or {}).get("steps", job.stop)
-        return (self.settings.runs_dir / job.folder / f"checkpoint-{steps}").is_dir()
+        folder = self.settings.runs_dir / job.folder
+        if (folder / f"checkpoint-{steps}").is_dir():
+            return True
+        # A later run of the folder trained on from it (and save_total_limit may have removed the
+        # checkpoint): what comes after this run is there.
+        done = finished_step(folder)
+        return done is not None and done >= steps
 
     # ---------------------------------------------------------------- running
     def run(self, jobs: list[Job]) -> None:

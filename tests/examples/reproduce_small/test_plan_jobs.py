@@ -378,3 +378,20 @@ def test_the_longer_stage_one_table_shows_each_stop_and_the_first_stage_two_step
     assert "| 100 | 3.00 / 2.00 | +0.250 ± 0.500 (70 % own better) | -0.010 ± 0.500 (70 % own better) | 0.990 / 0.980 |" in lines
     assert "| 200 | – | – | – | – |" in lines
     assert any(line.startswith("| 25 | 60.00 |") for line in lines)
+
+
+def test_a_run_whose_folder_a_later_run_trained_on_is_not_trained_again(tmp_path: Path) -> None:
+    from llm2vec.training.run_folder import mark_finished
+
+    executor = _executor(tmp_path)
+    first, second = executor.by_name["StageI-AnchorEpoch100-s1"], executor.by_name["StageI-AnchorEpoch200-s1"]
+    folder = executor.settings.runs_dir / first.folder
+    for run in (first, second):
+        executor.state_path(run.name).parent.mkdir(parents=True, exist_ok=True)
+        executor.state_path(run.name).write_text(json.dumps({"fingerprint": executor.fingerprint(run), "steps": run.stop}))
+    (folder / "checkpoint-200").mkdir(parents=True)  # save_total_limit 1 removed checkpoint-100
+    mark_finished(folder, 200)
+    assert executor.has_output(first) and executor.has_output(second)
+    recorder = _Recorder(executor)
+    executor.run([executor.by_name["StageI-AnchorEpoch-s1"]])
+    assert recorder.ran == ["StageI-AnchorEpoch-s1"]
