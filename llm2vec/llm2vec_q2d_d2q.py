@@ -216,29 +216,15 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
             return self._packed_forward(q_features, d_features)
         q_anchor = self.anchors(q_features)
         d_anchor = self.anchors(d_features)
-        losses = self.reconstruction_losses(q_features, d_features, q_anchor, d_anchor)
-        return ReconstructionOutput(
-            loss=losses.loss, q2d_loss=losses.q2d, d2q_loss=losses.d2q, q_anchor=q_anchor, d_anchor=d_anchor
-        )
-
-    def reconstruction_losses(
-        self,
-        q_features: dict[str, torch.Tensor],
-        d_features: dict[str, torch.Tensor],
-        q_anchor: torch.Tensor,
-        d_anchor: torch.Tensor,
-    ) -> ReconstructionLosses:
-        """The Stage I losses (padded rows) with the given anchors in front of the counterparts:
-        ``q_anchor[i]`` conditions the reconstruction of document i, ``d_anchor[i]`` that of query i.
-
-        ``forward`` passes the texts' own anchors.
-        """
         q2d_hidden, q2d_targets = self._padded_decoder(q_anchor, d_features, self.alpha)
         d2q_hidden, d2q_targets = self._padded_decoder(d_anchor, q_features, 1.0 - self.alpha)
         width = q2d_hidden.shape[-1]
         hidden = torch.cat([q2d_hidden.reshape(-1, width), d2q_hidden.reshape(-1, width)])
         targets = torch.cat([q2d_targets.reshape(-1), d2q_targets.reshape(-1)])
-        return self._loss(hidden, targets, q2d_targets.numel())
+        losses = self._loss(hidden, targets, q2d_targets.numel())
+        return ReconstructionOutput(
+            loss=losses.loss, q2d_loss=losses.q2d, d2q_loss=losses.d2q, q_anchor=q_anchor, d_anchor=d_anchor
+        )
 
     def reconstruction_losses_per_pair(
         self,
@@ -247,8 +233,9 @@ class LLM2Vec_q2d_d2q(LLM2Vec):  # noqa: N801 - the release's public name
         q_anchor: torch.Tensor,
         d_anchor: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each pair's mean cross-entropy of EBQ2D and of EBD2Q (two tensors of shape (batch,)), with
-        the given anchors as in :meth:`reconstruction_losses`. Passing other texts' anchors measures
+        """Each pair's mean cross-entropy of EBQ2D and of EBD2Q (two tensors of shape (batch,)) on
+        padded rows, with the given anchors: ``q_anchor[i]`` conditions the reconstruction of
+        document i, ``d_anchor[i]`` that of query i. Passing other texts' anchors measures
         how much the reconstruction relies on its own (``llm2vec.evaluation.anchor_probe``).
         Materializes the logits of the whole batch: meant for evaluation, not training.
         """

@@ -12,6 +12,26 @@ from typing import Any
 from anchor_demo.run_files import load_average
 
 
+def _cpuinfo_field(name: str) -> str | None:
+    """The first value of ``name`` in /proc/cpuinfo (None where there is no such file or field)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == name:
+                return value.strip()
+    return None
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo."""
+    return _cpuinfo_field("model name")
+
+
+def cpu_flags(names: tuple[str, ...]) -> list[str]:
+    """Which of the instruction-set flags ``names`` the CPU has, sorted."""
+    return sorted(set((_cpuinfo_field("flags") or "").split()) & set(names))
+
+
 def detect_cpu_bf16(size: int = 384, repeats: int = 5) -> dict[str, Any]:
     """Whether bf16 matrix multiplication is fast on this CPU (worth bf16 autocast).
 
@@ -25,13 +45,7 @@ def detect_cpu_bf16(size: int = 384, repeats: int = 5) -> dict[str, Any]:
         info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     with contextlib.suppress(Exception):
         info["mkldnn_bf16"] = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    with contextlib.suppress(OSError):
-        flags = set()
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags.update(line.split(":", 1)[1].split())
-                break
-        info["cpu_flags"] = sorted(f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f"))
+    info["cpu_flags"] = cpu_flags(("avx512_bf16", "amx_bf16", "amx_tile", "avx512f"))
     if info["mkldnn_bf16"] is False:
         info.update(bf16=False, reason="oneDNN reports no bf16 support")
         return info
@@ -68,12 +82,7 @@ def machine_info() -> dict[str, Any]:
     import torch
     import transformers
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model() or platform.processor() or platform.machine()
     memory = None
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/meminfo").read_text().splitlines():

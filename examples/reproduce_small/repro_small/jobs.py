@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anchor_demo.machine import cpu_flags, cpu_model
 from anchor_demo.run_files import children_cpu_seconds, fingerprint_of, format_seconds, load_average, read_json, write_json_atomic
 from repro_small.plan import Evaluate, Job, Plan, Probe, Train
 
@@ -49,23 +50,13 @@ def seconds_per_step(log_text: str) -> float | None:
         if index > 0 and epochs[index - 1] >= epochs[index]:
             break
     return float(last.group(1)) / steps if steps else None
+
+
 def cpu_identity() -> dict[str, Any]:
     """The CPU's model name and bf16 instruction sets. oneDNN picks its bf16 kernels by them (AMX,
     AVX512-BF16 or emulation), and they round differently: the same seeded run is not the same run
     on another CPU, so every record says where it ran."""
-    identity: dict[str, Any] = {"cpu": None, "bf16_flags": []}
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return identity
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and identity["cpu"] is None:
-            identity["cpu"] = value.strip()
-        elif key.strip() == "flags":
-            identity["bf16_flags"] = sorted(f for f in value.split() if f in ("avx512_bf16", "amx_bf16"))
-            break
-    return identity
+    return {"cpu": cpu_model(), "bf16_flags": cpu_flags(("avx512_bf16", "amx_bf16"))}
 
 
 SCRIPTS = {"I": REPO / "experiments" / "run_stage_I.py", "II": REPO / "experiments" / "run_stage_II.py",
