@@ -395,3 +395,25 @@ def test_a_run_whose_folder_a_later_run_trained_on_is_not_trained_again(tmp_path
     recorder = _Recorder(executor)
     executor.run([executor.by_name["StageI-AnchorEpoch-s1"]])
     assert recorder.ran == ["StageI-AnchorEpoch-s1"]
+
+
+def test_the_diagnosis_table_compares_every_variant_at_the_same_step(tmp_path: Path) -> None:
+    from repro_small.report import DIAGNOSIS_STEPS, Results, diagnosis_table
+
+    executor = _executor(tmp_path)
+
+    def finish(name: str, **record: object) -> None:
+        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
+        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(executor.by_name[name]), **record}))
+
+    curve = ("SmallBBCHeadlineRetrieval", "SmallLeeSTS")
+    # the bf16 Baseline has only the curve tasks at the diagnosis step; the float32 run all of them
+    finish(f"Baseline-s1@{DIAGNOSIS_STEPS}", scores={"SmallBBCHeadlineRetrieval": 0.6, "SmallLeeSTS": 0.8})
+    finish(f"Baseline-fp32-s1@{DIAGNOSIS_STEPS}", scores={"SmallBBCHeadlineRetrieval": 0.5, "SmallLeeSTS": 0.6,
+                                                          "SmallBBCClassification": 0.9})
+    lines = diagnosis_table(Results(executor), (1,), curve)
+    assert f"curve average at step {DIAGNOSIS_STEPS}" in lines[0]
+    baseline = next(line for line in lines if line.startswith("| Baseline (bf16"))
+    fp32 = next(line for line in lines if line.startswith("| Baseline-fp32 "))
+    assert baseline.split(" | ")[5] == "70.00 (n=1)"  # (60 + 80) / 2
+    assert fp32.split(" | ")[5] == "55.00 (n=1)"  # (50 + 60) / 2: the third task is not a curve task
