@@ -229,8 +229,7 @@ def diagnosis_table(results: Results, seeds: Sequence[int], curve_tasks: Sequenc
             return lambda r: r["losses"].get(str(step), r["losses"].get(step, {})).get(key, math.nan)
         cells = [cell(results.over_seeds(run, seeds, loss_at(step))) for step in (1, 25, DIAGNOSIS_STEPS)]
         cells.append(cell(results.over_seeds(run, seeds, loss_at(DIAGNOSIS_STEPS, "accuracy"))))
-        cells.append(cell(results.over_seeds(f"{run}@{DIAGNOSIS_STEPS}", seeds,
-                                             lambda r: 100 * sum(r["scores"][t] for t in curve_tasks) / len(curve_tasks))))
+        cells.append(cell(results.over_seeds(f"{run}@{DIAGNOSIS_STEPS}", seeds, _curve_value(curve_tasks))))
         cells.append(cell(results.over_seeds(evaluation, seeds, lambda r: r.get("mean_pairwise_cosine", math.nan))))
         cells.append(cell(results.over_seeds(evaluation, seeds, lambda r: category_scores(r["scores"])["Average"])))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
