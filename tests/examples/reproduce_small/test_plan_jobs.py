@@ -417,3 +417,25 @@ def test_the_diagnosis_table_compares_every_variant_at_the_same_step(tmp_path: P
     fp32 = next(line for line in lines if line.startswith("| Baseline-fp32 "))
     assert baseline.split(" | ")[5] == "70.00 (n=1)"  # (60 + 80) / 2
     assert fp32.split(" | ")[5] == "55.00 (n=1)"  # (50 + 60) / 2: the third task is not a curve task
+
+
+def test_table_5_counts_the_longer_baselines_training_time_once(tmp_path: Path) -> None:
+    from repro_small.report import Results, table5
+
+    executor = _executor(tmp_path)
+
+    def finish(name: str, **record: object) -> None:
+        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
+        job = executor.by_name[name]
+        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(job), "job": {"seed": 1}, **record}))
+
+    # 200 steps at 5 s, continued to 337 steps: the long run's record estimates all 337 steps (1,685 s)
+    finish("Baseline-s1", steps=200, train_seconds=1000.0)
+    finish("Baseline-long-s1", steps=337, train_seconds=1685.0)
+    finish("StageI-Anchor-s1", steps=100, train_seconds=700.0)
+    finish("Anchor-s1", steps=200, train_seconds=800.0)
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table5(Results(executor), (1,))[2:]}
+    assert rows["Baseline"][4] == "16.67 (n=1) min"
+    assert rows["Baseline, trained on as long as Stage I took"][2] == "337"
+    assert rows["Baseline, trained on as long as Stage I took"][4] == "28.08 (n=1) min"  # 1,685 s, not 1,685 + 1,000
+    assert rows["Anchor (Stage I + Stage II)"][4] == "25.00 (n=1) min"
