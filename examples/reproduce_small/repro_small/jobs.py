@@ -228,12 +228,15 @@ class Executor:
             if self.done(run) and not self.has_output(run):
                 self._rebuild_missing_inputs(run, started)
                 adopted = self.state(run.name)
+                # the evaluations already finished scored the original run, not the repeat
+                scored = [j.name for j in self.plan.jobs if isinstance(j, Evaluate) and self.done(j)
+                          and run.name in {r.name for r in self.reads_output_of(j)}]
                 self.log(f"[{format_seconds(time.time() - started)}] {run.name} again: {job.name} reads its folder, "
                          f"which is not here (its record came from {adopted.get('adopted_from', 'elsewhere')})")
                 self._run_one(run)
-                self._compare_with_adopted(run, adopted)
+                self._compare_with_adopted(run, adopted, scored)
 
-    def _compare_with_adopted(self, run: Train, adopted: dict[str, Any]) -> None:
+    def _compare_with_adopted(self, run: Train, adopted: dict[str, Any], scored: list[str]) -> None:
         # The repeated run should be the same training: say whether its logged losses are, step by step.
         record = self.state(run.name)
         before, after = adopted.get("losses", {}), record.get("losses", {})
@@ -243,6 +246,7 @@ class Executor:
             "adopted_from": adopted.get("adopted_from"), "steps_compared": len(steps),
             "same_losses_as_adopted": not different, "first_different_step": int(different[0]) if different else None,
             "adopted_record": adopted,  # the measurement it replaces is kept, not lost
+            "evaluations_of_adopted_run": scored,
         }
         write_json_atomic(self.state_path(run.name), record)
         if different:

@@ -95,6 +95,24 @@ class Results:
         record = self.records.get(name)
         return None if record is None else record.get("scores")
 
+    def trained_as_evaluated(self, run: str, evaluation: str) -> dict[str, Any] | None:
+        """The training record of ``run`` that ``evaluation`` scored. A run whose folder was lost with
+        another machine is repeated here when a later job needs the folder; its record then describes
+        the repeat, while the evaluations that had finished scored the original, whose record the
+        repeat keeps (``repeated.adopted_record``). A row that puts a run's losses or time beside its
+        scores takes them from the run that was scored."""
+        record, scored = self.records.get(run), self.records.get(evaluation)
+        if record is None or scored is None or "adopted_record" not in record.get("repeated", {}):
+            return record  # (the first repeats did not keep the original; theirs is the only record)
+        repeated = record["repeated"]
+        if "evaluations_of_adopted_run" in repeated:
+            of_original = evaluation in repeated["evaluations_of_adopted_run"]
+        else:
+            # records repeated before the list was kept: an evaluation made on the repeat's machine
+            # names that machine; the originals were scored elsewhere (or before records named one)
+            of_original = scored.get("machine") != record.get("machine")
+        return repeated["adopted_record"] if of_original else record
+
     def over_seeds(self, pattern: str, seeds: Sequence[int], value: Any) -> list[float]:
         out = []
         for seed in seeds:
@@ -198,6 +216,8 @@ def table5(results: Results, seeds: Sequence[int]) -> list[str]:
     lines = ["| run | Stage I steps | Stage II steps | Average (all 9) | training wall time | paper |",
              "|---|---:|---:|---|---|---:|"]
     long_steps = [results.records[f"Baseline-long-s{s}"]["steps"] for s in seeds if f"Baseline-long-s{s}" in results.records]
+    # (The longer run's step count was matched with the records as they are here; the time column
+    # is that of the runs each row's scores come from, see Results.trained_as_evaluated.)
     rows = [
         ("Baseline", f"Baseline-s{{seed}}@{STAGE_II_STEPS}", 0, STAGE_II_STEPS, ["Baseline-s{seed}"], paper["llama3.2-1b-baseline"]["Subset15"]),
         # The long run's train_seconds already covers all its steps from step 0 (the executor
@@ -209,8 +229,11 @@ def table5(results: Results, seeds: Sequence[int]) -> list[str]:
     ]
     for label, name, stage_one, stage_two, runs, reference in rows:
         scores = results.over_seeds(name, seeds, lambda r: category_scores(r["scores"])["Average"])
-        wall = results.over_seeds(runs[0], seeds, lambda r: sum(
-            results.records.get(run.format(seed=r["job"]["seed"]), {}).get("train_seconds", math.nan) for run in runs) / 60)
+        def minutes(seed: int, runs: list[str] = runs, name: str = name) -> float:
+            trained = [results.trained_as_evaluated(run.format(seed=seed), name.format(seed=seed)) for run in runs]
+            return sum((record or {}).get("train_seconds", math.nan) for record in trained) / 60
+
+        wall = [value for value in map(minutes, seeds) if not math.isnan(value)]
         lines.append(f"| {label} | {stage_one} | {stage_two} | {cell(scores)} | {cell(wall)} min | {reference} |")
     return lines
 
@@ -229,8 +252,14 @@ def diagnosis_table(results: Results, seeds: Sequence[int], curve_tasks: Sequenc
     for label, run, evaluation in variants:
         def loss_at(step: int, key: str = "loss") -> Any:
             return lambda r: r["losses"].get(str(step), r["losses"].get(step, {})).get(key, math.nan)
-        cells = [cell(results.over_seeds(run, seeds, loss_at(step))) for step in (1, 25, DIAGNOSIS_STEPS)]
-        cells.append(cell(results.over_seeds(run, seeds, loss_at(DIAGNOSIS_STEPS, "accuracy"))))
+        # the losses of the run the row's scores measured (a repeated run keeps the original's record)
+        trained = {seed: results.trained_as_evaluated(run.format(seed=seed), evaluation.format(seed=seed)) for seed in seeds}
+
+        def over_trained(value: Any) -> list[float]:
+            return [v for v in (value(r) for r in trained.values() if r is not None) if v is not None and not math.isnan(v)]
+
+        cells = [cell(over_trained(loss_at(step))) for step in (1, 25, DIAGNOSIS_STEPS)]
+        cells.append(cell(over_trained(loss_at(DIAGNOSIS_STEPS, "accuracy"))))
         cells.append(cell(results.over_seeds(f"{run}@{DIAGNOSIS_STEPS}", seeds, _curve_value(curve_tasks))))
         cells.append(cell(results.over_seeds(evaluation, seeds, lambda r: r.get("mean_pairwise_cosine", math.nan))))
         cells.append(cell(results.over_seeds(evaluation, seeds, lambda r: category_scores(r["scores"])["Average"])))

@@ -277,7 +277,8 @@ def test_a_job_that_reads_an_adopted_runs_folder_has_that_run_trained_again_firs
     assert set(repeated["machine"]) == {"cpu", "bf16_flags"}  # bf16 rounds by CPU: every record says where it ran
     adopted_record = repeated["repeated"].pop("adopted_record")
     assert repeated["repeated"] == {"adopted_from": "records.json", "steps_compared": 2,
-                                    "same_losses_as_adopted": True, "first_different_step": None}
+                                    "same_losses_as_adopted": True, "first_different_step": None,
+                                    "evaluations_of_adopted_run": []}
     assert adopted_record["summary"] == "StageI-Anchor-s1 elsewhere"  # the replaced measurement is kept
 
     # an adopted evaluation needs nothing; the next one of the same run needs the run's checkpoints
@@ -285,6 +286,8 @@ def test_a_job_that_reads_an_adopted_runs_folder_has_that_run_trained_again_firs
     executor.run([executor.by_name[name] for name in ("Baseline-s1", "Baseline-s1@25", "Baseline-s1@50")])
     assert recorder.ran == ["Baseline-s1", "Baseline-s1@50"]
     assert executor.state("Baseline-s1")["repeated"]["first_different_step"] == 2  # the recorder logs 2.25 there
+    # the adopted @25 scored the original run; @50, evaluated after the repeat, scored the repeat
+    assert executor.state("Baseline-s1")["repeated"]["evaluations_of_adopted_run"] == ["Baseline-s1@25"]
 
     # with the folders here now, nothing is trained twice
     recorder.ran.clear()
@@ -439,3 +442,43 @@ def test_table_5_counts_the_longer_baselines_training_time_once(tmp_path: Path) 
     assert rows["Baseline, trained on as long as Stage I took"][2] == "337"
     assert rows["Baseline, trained on as long as Stage I took"][4] == "28.08 (n=1) min"  # 1,685 s, not 1,685 + 1,000
     assert rows["Anchor (Stage I + Stage II)"][4] == "25.00 (n=1) min"
+
+
+def test_rows_take_a_repeated_runs_losses_and_time_from_the_run_its_scores_measured(tmp_path: Path) -> None:
+    from repro_small.report import STAGE_II_STEPS, Results, diagnosis_table, table5
+
+    executor = _executor(tmp_path)
+    evaluation = f"Baseline-s1@{STAGE_II_STEPS}"
+
+    def finish(name: str, **record: object) -> None:
+        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
+        job = executor.by_name[name]
+        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(job), "job": {"seed": 1}, **record}))
+
+    def step_one_loss_and_minutes() -> tuple[str, str]:
+        results = Results(executor)
+        row = next(line for line in diagnosis_table(results, (1,), ("SmallLeeSTS",)) if line.startswith("| Baseline (bf16"))
+        return row.split(" | ")[1], table5(results, (1,))[2].split(" | ")[4]
+
+    original = {"steps": 200, "train_seconds": 600.0, "losses": {"1": {"loss": 11.0}}}
+    here = {"cpu": "CPU B", "bf16_flags": []}
+
+    def repeat(**listed: object) -> None:
+        # repeated on CPU B (other losses, other speed) after the original was scored elsewhere
+        finish("Baseline-s1", steps=200, train_seconds=1200.0, losses={"1": {"loss": 10.0}}, machine=here,
+               repeated={"adopted_from": "records.json", "adopted_record": original, **listed})
+
+    repeat(evaluations_of_adopted_run=[evaluation])
+    finish(evaluation, scores={"SmallLeeSTS": 0.5}, machine={"cpu": "CPU A", "bf16_flags": []})
+    assert step_one_loss_and_minutes() == ("11.00 (n=1)", "10.00 (n=1) min")  # 600 s of the scored run, not 1,200
+    repeat(evaluations_of_adopted_run=[])  # scored after the repeat: the repeat's own record
+    assert step_one_loss_and_minutes() == ("10.00 (n=1)", "20.00 (n=1) min")
+    # records repeated before the list was kept: told apart by the machine the evaluation names
+    repeat()
+    assert step_one_loss_and_minutes() == ("11.00 (n=1)", "10.00 (n=1) min")
+    finish(evaluation, scores={"SmallLeeSTS": 0.5}, machine=here)
+    assert step_one_loss_and_minutes() == ("10.00 (n=1)", "20.00 (n=1) min")
+    # the first repeats did not keep the original record: the repeat's is the only one there is
+    finish("Baseline-s1", steps=200, train_seconds=1200.0, losses={"1": {"loss": 10.0}}, machine=here,
+           repeated={"adopted_from": "records.json", "evaluations_of_adopted_run": [evaluation]})
+    assert step_one_loss_and_minutes() == ("10.00 (n=1)", "20.00 (n=1) min")
