@@ -113,10 +113,14 @@ class Results:
             of_original = scored.get("machine") != record.get("machine")
         return repeated["adopted_record"] if of_original else record
 
-    def over_seeds(self, pattern: str, seeds: Sequence[int], value: Any) -> list[float]:
+    def over_seeds(self, pattern: str, seeds: Sequence[int], value: Any, scored_by: str | None = None) -> list[float]:
+        """``value`` of each seed's record of ``pattern`` that exists and gives a number. With
+        ``scored_by`` (an evaluation's pattern), a training run's record is the one that evaluation
+        scored (see ``trained_as_evaluated``)."""
         out = []
         for seed in seeds:
-            record = self.records.get(pattern.format(seed=seed))
+            name = pattern.format(seed=seed)
+            record = self.records.get(name) if scored_by is None else self.trained_as_evaluated(name, scored_by.format(seed=seed))
             if record is not None:
                 result = value(record)
                 if result is not None and not math.isnan(result):
@@ -253,13 +257,8 @@ def diagnosis_table(results: Results, seeds: Sequence[int], curve_tasks: Sequenc
         def loss_at(step: int, key: str = "loss") -> Any:
             return lambda r: r["losses"].get(str(step), r["losses"].get(step, {})).get(key, math.nan)
         # the losses of the run the row's scores measured (a repeated run keeps the original's record)
-        trained = {seed: results.trained_as_evaluated(run.format(seed=seed), evaluation.format(seed=seed)) for seed in seeds}
-
-        def over_trained(value: Any) -> list[float]:
-            return [v for v in (value(r) for r in trained.values() if r is not None) if v is not None and not math.isnan(v)]
-
-        cells = [cell(over_trained(loss_at(step))) for step in (1, 25, DIAGNOSIS_STEPS)]
-        cells.append(cell(over_trained(loss_at(DIAGNOSIS_STEPS, "accuracy"))))
+        cells = [cell(results.over_seeds(run, seeds, loss_at(step), scored_by=evaluation)) for step in (1, 25, DIAGNOSIS_STEPS)]
+        cells.append(cell(results.over_seeds(run, seeds, loss_at(DIAGNOSIS_STEPS, "accuracy"), scored_by=evaluation)))
         cells.append(cell(results.over_seeds(f"{run}@{DIAGNOSIS_STEPS}", seeds, _curve_value(curve_tasks))))
         cells.append(cell(results.over_seeds(evaluation, seeds, lambda r: r.get("mean_pairwise_cosine", math.nan))))
         cells.append(cell(results.over_seeds(evaluation, seeds, lambda r: category_scores(r["scores"])["Average"])))

@@ -86,6 +86,12 @@ def _finish(executor: Executor, job: Train, log: str) -> None:
     executor.state_path(job.name).write_text(json.dumps({"fingerprint": executor.fingerprint(job)}))
 
 
+def _write_state(executor: Executor, name: str, **record: object) -> None:
+    """A finished job's state file, as the executor writes it, with ``record`` in it."""
+    executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
+    executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(executor.by_name[name]), **record}))
+
+
 def test_table_5_trains_as_many_more_steps_as_stage_one_took_wall_time(tmp_path: Path) -> None:
     executor = _executor(tmp_path)
     long = executor.by_name["Baseline-long-s1"]
@@ -132,16 +138,12 @@ def test_the_demo_table_shows_mean_spread_and_every_seed(tmp_path: Path) -> None
     (suite / "manifest.json").write_text("{}")
     executor = Executor(build_demo_plan((1, 2)), Settings(root=tmp_path, suite=suite, models={}), log=lambda _: None)
 
-    def finish(name: str, **record: object) -> None:
-        job = executor.by_name[name]
-        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
-        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(job), **record}))
-
     for seed, (score, loss) in {1: (0.5, 2.0), 2: (0.7, 1.0)}.items():
-        finish(f"demo-Anchor-fp32-s{seed}", losses={"1": {"loss": 3.0}, "20": {"loss": loss}})
-        finish(f"demo-Anchor-fp32-s{seed}@final", scores=dict.fromkeys(DEMO_TASKS, score), mean_pairwise_cosine=0.9)
-        finish(f"demo-Anchor-fp32-s{seed}@final-ood", scores=dict.fromkeys(OOD_TASKS, 0.1))
-    finish("demo-Untrained-mean", scores=dict.fromkeys(DEMO_TASKS, 0.25))
+        _write_state(executor, f"demo-Anchor-fp32-s{seed}", losses={"1": {"loss": 3.0}, "20": {"loss": loss}})
+        _write_state(executor, f"demo-Anchor-fp32-s{seed}@final", scores=dict.fromkeys(DEMO_TASKS, score),
+                     mean_pairwise_cosine=0.9)
+        _write_state(executor, f"demo-Anchor-fp32-s{seed}@final-ood", scores=dict.fromkeys(OOD_TASKS, 0.1))
+    _write_state(executor, "demo-Untrained-mean", scores=dict.fromkeys(DEMO_TASKS, 0.25))
     rows = {line.split(" | ")[0].lstrip("| "): line for line in demo_table(Results(executor), (1, 2))}
     anchor = rows["Anchor (fp32)"].split(" | ")
     assert anchor[2] == "3.00 ± 0.00 (n=2)" and anchor[3] == "1.50 ± 0.71 (n=2)"
@@ -365,18 +367,14 @@ def test_the_longer_stage_one_table_shows_each_stop_and_the_first_stage_two_step
 
     executor = _executor(tmp_path)
 
-    def finish(name: str, **record: object) -> None:
-        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
-        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(executor.by_name[name]), **record}))
-
     # 12 logged steps: the last 10 average to Q2D 3.0 and D2Q 2.0
     losses = {str(s): {"q2d_loss": 9.0 if s <= 2 else 3.0, "d2q_loss": 9.0 if s <= 2 else 2.0} for s in range(1, 13)}
-    finish("StageI-AnchorEpoch100-s1", steps=100, losses=losses)
+    _write_state(executor, "StageI-AnchorEpoch100-s1", steps=100, losses=losses)
     direction = {"own": 3.0, "other": 3.25, "gap": 0.25, "gap_std": 0.5, "own_lower": 0.7}
-    finish("StageI-AnchorEpoch100-s1@probe", probe={"q2d": direction, "d2q": {**direction, "gap": -0.01},
-                                                     "query_anchor_cosine": 0.99, "document_anchor_cosine": 0.98})
+    _write_state(executor, "StageI-AnchorEpoch100-s1@probe", probe={"q2d": direction, "d2q": {**direction, "gap": -0.01},
+                                                                    "query_anchor_cosine": 0.99, "document_anchor_cosine": 0.98})
     curve = ("A", "B")
-    finish("AnchorEpoch-s1@25", scores={"A": 0.5, "B": 0.7})
+    _write_state(executor, "AnchorEpoch-s1@25", scores={"A": 0.5, "B": 0.7})
     lines = longer_stage_one_table(Results(executor), 1, curve)
     assert "| 100 | 3.00 / 2.00 | +0.250 ± 0.500 (70 % own better) | -0.010 ± 0.500 (70 % own better) | 0.990 / 0.980 |" in lines
     assert "| 200 | – | – | – | – |" in lines
@@ -405,15 +403,11 @@ def test_the_diagnosis_table_compares_every_variant_at_the_same_step(tmp_path: P
 
     executor = _executor(tmp_path)
 
-    def finish(name: str, **record: object) -> None:
-        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
-        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(executor.by_name[name]), **record}))
-
     curve = ("SmallBBCHeadlineRetrieval", "SmallLeeSTS")
     # the bf16 Baseline has only the curve tasks at the diagnosis step; the float32 run all of them
-    finish(f"Baseline-s1@{DIAGNOSIS_STEPS}", scores={"SmallBBCHeadlineRetrieval": 0.6, "SmallLeeSTS": 0.8})
-    finish(f"Baseline-fp32-s1@{DIAGNOSIS_STEPS}", scores={"SmallBBCHeadlineRetrieval": 0.5, "SmallLeeSTS": 0.6,
-                                                          "SmallBBCClassification": 0.9})
+    _write_state(executor, f"Baseline-s1@{DIAGNOSIS_STEPS}", scores={"SmallBBCHeadlineRetrieval": 0.6, "SmallLeeSTS": 0.8})
+    _write_state(executor, f"Baseline-fp32-s1@{DIAGNOSIS_STEPS}", scores={"SmallBBCHeadlineRetrieval": 0.5, "SmallLeeSTS": 0.6,
+                                                                          "SmallBBCClassification": 0.9})
     lines = diagnosis_table(Results(executor), (1,), curve)
     assert f"curve average at step {DIAGNOSIS_STEPS}" in lines[0]
     baseline = next(line for line in lines if line.startswith("| Baseline (bf16"))
@@ -427,16 +421,11 @@ def test_table_5_counts_the_longer_baselines_training_time_once(tmp_path: Path) 
 
     executor = _executor(tmp_path)
 
-    def finish(name: str, **record: object) -> None:
-        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
-        job = executor.by_name[name]
-        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(job), "job": {"seed": 1}, **record}))
-
     # 200 steps at 5 s, continued to 337 steps: the long run's record estimates all 337 steps (1,685 s)
-    finish("Baseline-s1", steps=200, train_seconds=1000.0)
-    finish("Baseline-long-s1", steps=337, train_seconds=1685.0)
-    finish("StageI-Anchor-s1", steps=100, train_seconds=700.0)
-    finish("Anchor-s1", steps=200, train_seconds=800.0)
+    _write_state(executor, "Baseline-s1", steps=200, train_seconds=1000.0)
+    _write_state(executor, "Baseline-long-s1", steps=337, train_seconds=1685.0)
+    _write_state(executor, "StageI-Anchor-s1", steps=100, train_seconds=700.0)
+    _write_state(executor, "Anchor-s1", steps=200, train_seconds=800.0)
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table5(Results(executor), (1,))[2:]}
     assert rows["Baseline"][4] == "16.67 (n=1) min"
     assert rows["Baseline, trained on as long as Stage I took"][2] == "337"
@@ -450,11 +439,6 @@ def test_rows_take_a_repeated_runs_losses_and_time_from_the_run_its_scores_measu
     executor = _executor(tmp_path)
     evaluation = f"Baseline-s1@{STAGE_II_STEPS}"
 
-    def finish(name: str, **record: object) -> None:
-        executor.state_path(name).parent.mkdir(parents=True, exist_ok=True)
-        job = executor.by_name[name]
-        executor.state_path(name).write_text(json.dumps({"fingerprint": executor.fingerprint(job), "job": {"seed": 1}, **record}))
-
     def step_one_loss_and_minutes() -> tuple[str, str]:
         results = Results(executor)
         row = next(line for line in diagnosis_table(results, (1,), ("SmallLeeSTS",)) if line.startswith("| Baseline (bf16"))
@@ -465,20 +449,20 @@ def test_rows_take_a_repeated_runs_losses_and_time_from_the_run_its_scores_measu
 
     def repeat(**listed: object) -> None:
         # repeated on CPU B (other losses, other speed) after the original was scored elsewhere
-        finish("Baseline-s1", steps=200, train_seconds=1200.0, losses={"1": {"loss": 10.0}}, machine=here,
-               repeated={"adopted_from": "records.json", "adopted_record": original, **listed})
+        _write_state(executor, "Baseline-s1", steps=200, train_seconds=1200.0, losses={"1": {"loss": 10.0}}, machine=here,
+                     repeated={"adopted_from": "records.json", "adopted_record": original, **listed})
 
     repeat(evaluations_of_adopted_run=[evaluation])
-    finish(evaluation, scores={"SmallLeeSTS": 0.5}, machine={"cpu": "CPU A", "bf16_flags": []})
+    _write_state(executor, evaluation, scores={"SmallLeeSTS": 0.5}, machine={"cpu": "CPU A", "bf16_flags": []})
     assert step_one_loss_and_minutes() == ("11.00 (n=1)", "10.00 (n=1) min")  # 600 s of the scored run, not 1,200
     repeat(evaluations_of_adopted_run=[])  # scored after the repeat: the repeat's own record
     assert step_one_loss_and_minutes() == ("10.00 (n=1)", "20.00 (n=1) min")
     # records repeated before the list was kept: told apart by the machine the evaluation names
     repeat()
     assert step_one_loss_and_minutes() == ("11.00 (n=1)", "10.00 (n=1) min")
-    finish(evaluation, scores={"SmallLeeSTS": 0.5}, machine=here)
+    _write_state(executor, evaluation, scores={"SmallLeeSTS": 0.5}, machine=here)
     assert step_one_loss_and_minutes() == ("10.00 (n=1)", "20.00 (n=1) min")
     # the first repeats did not keep the original record: the repeat's is the only one there is
-    finish("Baseline-s1", steps=200, train_seconds=1200.0, losses={"1": {"loss": 10.0}}, machine=here,
-           repeated={"adopted_from": "records.json", "evaluations_of_adopted_run": [evaluation]})
+    _write_state(executor, "Baseline-s1", steps=200, train_seconds=1200.0, losses={"1": {"loss": 10.0}}, machine=here,
+                 repeated={"adopted_from": "records.json", "evaluations_of_adopted_run": [evaluation]})
     assert step_one_loss_and_minutes() == ("10.00 (n=1)", "20.00 (n=1) min")
