@@ -23,6 +23,7 @@ from repro_small.plan import (
     EVAL_EVERY,
     FIGURE_2_ARMS,
     LONGER_STAGE_II_STEPS,
+    QWEN_STAGE_II_STEPS,
     STAGE_I_EPOCH_STOPS,
     STAGE_II_STEPS,
     Train,
@@ -320,6 +321,46 @@ def longer_stage_one_table(results: Results, seed: int, curve_tasks: Sequence[st
     return lines
 
 
+def qwen_table(results: Results, seeds: Sequence[int], curve_tasks: Sequence[str]) -> list[str]:
+    """Qwen2.5-Coder-1.5B-Instruct (one seed, curve tasks) beside SmolLM2-135M-Instruct: untrained
+    with each pooling, then a short LoRA Stage II. The SmolLM2 rows read the curve tasks out of the
+    full-suite references and take its Baseline at the checkpoint nearest the Qwen run's last step."""
+    nearest = min(range(EVAL_EVERY, STAGE_II_STEPS + 1, EVAL_EVERY), key=lambda step: abs(step - QWEN_STAGE_II_STEPS))
+    tasks = list(curve_tasks)
+    lines = ["| model | " + " | ".join(t.removeprefix("Small") for t in tasks)
+             + " | curve average | mean pairwise cosine | loss at step 1 / last step | training wall time |",
+             "|---|" + "---|" * (len(tasks) + 4)]
+    rows = [
+        ("SmolLM2-135M, untrained, EOS", "SmolLM2-EOS", None),
+        ("SmolLM2-135M, untrained, mean", "SmolLM2-mean", None),
+        (f"SmolLM2-135M, Baseline, {nearest} LoRA steps (lr 5e-4)", f"Baseline-s{{seed}}@{nearest}", "Baseline-s{seed}"),
+        ("Qwen2.5-Coder-1.5B, untrained, EOS", "Qwen-EOS@curve", None),
+        ("Qwen2.5-Coder-1.5B, untrained, mean", "Qwen-mean@curve", None),
+        (f"Qwen2.5-Coder-1.5B, Baseline, {QWEN_STAGE_II_STEPS} LoRA steps (lr 2e-4)", f"Qwen-Baseline@{QWEN_STAGE_II_STEPS}",
+         "Qwen-Baseline"),
+    ]
+    for label, evaluation, run in rows:
+        # the SmolLM2 Baseline has three seeds, the other rows one record (the pattern has no {seed})
+        row_seeds = seeds if "{seed}" in evaluation else seeds[:1]
+        scores = [cell(results.over_seeds(evaluation, row_seeds, lambda r, t=t: 100 * r["scores"].get(t, math.nan))) for t in tasks]
+        scores.append(cell(results.over_seeds(evaluation, row_seeds, _curve_value(curve_tasks))))
+        scores.append(cell(results.over_seeds(evaluation, row_seeds, lambda r: r.get("mean_pairwise_cosine", math.nan)), 3))
+        if run is None:
+            scores += ["–", "–"]
+        else:
+            last = nearest if "{seed}" in run else QWEN_STAGE_II_STEPS
+
+            def loss_at(step: int) -> Any:
+                return lambda r: r["losses"].get(str(step), {}).get("loss", math.nan)
+
+            losses = [cell(results.over_seeds(run, row_seeds, loss_at(step), scored_by=evaluation)) for step in (1, last)]
+            # (the SmolLM2 run trained 200 steps; its time up to the compared step is its share)
+            minutes = results.over_seeds(run, row_seeds, lambda r: r["train_seconds"] * last / r["steps"] / 60, scored_by=evaluation)
+            scores += [" / ".join(losses), f"{cell(minutes)} min"]
+        lines.append(f"| {label} | " + " | ".join(scores) + " |")
+    return lines
+
+
 def plot_figure2(series: Mapping[str, list[tuple[int, list[float]]]], path: Path) -> None:
     import matplotlib
 
@@ -361,6 +402,7 @@ def write_report(executor: Any, docs: Path) -> None:
         "diagnosis": diagnosis_table(results, seeds, curve),
         "anchor probe": probe_table(results, seeds),
         "longer Stage I": longer_stage_one_table(results, seeds[0], curve),
+        "Qwen2.5-Coder-1.5B": qwen_table(results, seeds, curve),
     }
     text = ["<!-- written by examples/reproduce_small/run_reproduction.py --report; do not edit -->"]
     for name, lines in sections.items():

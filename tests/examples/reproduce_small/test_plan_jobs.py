@@ -71,12 +71,12 @@ def test_each_demo_setting_changes_one_thing() -> None:
     assert set(STAGE_I_SETTINGS) == {"default", "fp32"}
 
 
-def _executor(tmp_path: Path) -> Executor:
+def _executor(tmp_path: Path, seeds: tuple[int, ...] = (1,)) -> Executor:
     suite = tmp_path / "suite"
     suite.mkdir(parents=True)
     (suite / "manifest.json").write_text(json.dumps({"tasks": ["x"]}))
     settings = Settings(root=tmp_path / "root", suite=suite, models={"smollm2": tmp_path / "model"})
-    return Executor(build_plan((1,)), settings, log=lambda _: None)
+    return Executor(build_plan(seeds), settings, log=lambda _: None)
 
 
 def _finish(executor: Executor, job: Train, log: str) -> None:
@@ -466,3 +466,29 @@ def test_rows_take_a_repeated_runs_losses_and_time_from_the_run_its_scores_measu
     _write_state(executor, "Baseline-s1", steps=200, train_seconds=1200.0, losses={"1": {"loss": 10.0}}, machine=here,
                  repeated={"adopted_from": "records.json", "evaluations_of_adopted_run": [evaluation]})
     assert step_one_loss_and_minutes() == ("10.00 (n=1)", "20.00 (n=1) min")
+
+
+def test_the_qwen_table_sets_each_qwen_row_beside_smollm2_at_the_nearest_step(tmp_path: Path) -> None:
+    from repro_small.report import QWEN_STAGE_II_STEPS, Results, qwen_table
+
+    executor = _executor(tmp_path, seeds=(1, 2, 3))
+    curve = ("SmallBBCHeadlineRetrieval", "SmallLeeSTS")
+    _write_state(executor, "SmolLM2-mean", scores={"SmallBBCHeadlineRetrieval": 0.2, "SmallLeeSTS": 0.4, "SmallBBCClassification": 0.9})
+    for seed, score in ((1, 0.5), (2, 0.7)):
+        _write_state(executor, f"Baseline-s{seed}", steps=200, train_seconds=1000.0,
+                     losses={"1": {"loss": 10.0 + seed}, "25": {"loss": 1.0}})
+        _write_state(executor, f"Baseline-s{seed}@25", scores={"SmallBBCHeadlineRetrieval": score, "SmallLeeSTS": score})
+    _write_state(executor, "Qwen-Baseline", steps=QWEN_STAGE_II_STEPS, train_seconds=1800.0,
+                 losses={"1": {"loss": 2.5}, str(QWEN_STAGE_II_STEPS): {"loss": 0.5}})
+    _write_state(executor, f"Qwen-Baseline@{QWEN_STAGE_II_STEPS}", scores={"SmallBBCHeadlineRetrieval": 0.9, "SmallLeeSTS": 0.6},
+                 mean_pairwise_cosine=0.25)
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in qwen_table(Results(executor), (1, 2, 3), curve)[2:]}
+    assert rows["SmolLM2-135M, untrained, mean"][3] == "30.00 (n=1)"  # curve tasks only: (20 + 40) / 2
+    assert rows["SmolLM2-135M, untrained, EOS"][3] == "–"  # not run: an empty row, not a zero
+    smollm2 = rows["SmolLM2-135M, Baseline, 25 LoRA steps (lr 5e-4)"]
+    assert smollm2[3] == "60.00 ± 14.14 (n=2)"
+    assert smollm2[5] == "11.50 ± 0.71 (n=2) / 1.00 ± 0.00 (n=2)"
+    assert smollm2[6] == "2.08 ± 0.00 (n=2) min |"  # 25 of 200 steps of 1,000 s
+    qwen = rows[f"Qwen2.5-Coder-1.5B, Baseline, {QWEN_STAGE_II_STEPS} LoRA steps (lr 2e-4)"]
+    assert qwen[1:6] == ["90.00 (n=1)", "60.00 (n=1)", "75.00 (n=1)", "0.250 (n=1)", "2.50 (n=1) / 0.50 (n=1)"]
+    assert qwen[6] == "30.00 (n=1) min |"
