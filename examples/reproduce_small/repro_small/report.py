@@ -267,6 +267,43 @@ def diagnosis_table(results: Results, seeds: Sequence[int], curve_tasks: Sequenc
     return lines
 
 
+#: each query of a Stage II batch of 8 pairs scores 16 candidates (8 positives, 8 hard negatives),
+#: so a model that scores them all alike sits at ln 16
+CANDIDATES = 16
+ESCAPE_WINDOW = 10
+
+
+def escape_step(losses: Mapping[str, Any], last: int, window: int = ESCAPE_WINDOW) -> float:
+    """The first step at which the mean loss of the last ``window`` steps is below half of
+    ln(CANDIDATES): when the run has clearly left the all-alike state. NaN if it never does by ``last``."""
+    values = [losses[str(step)]["loss"] for step in range(1, last + 1) if str(step) in losses]
+    for end in range(window, len(values) + 1):
+        if statistics.fmean(values[end - window:end]) < math.log(CANDIDATES) / 2:
+            return float(end)
+    return math.nan
+
+
+def escape_table(results: Results, seeds: Sequence[int]) -> list[str]:
+    """Every Stage II arm: how many steps it took to leave ln 16 (a run that never did by its last
+    step shows as "never" in its seed's column), and its mean loss over the first 25 steps."""
+    lines = [f"| Stage II run | steps to a {ESCAPE_WINDOW}-step mean loss below ln {CANDIDATES} / 2, seeds "
+             + " / ".join(map(str, seeds)) + " | mean ± sd | mean loss, steps 1-25 |", "|---|---|---|---|"]
+    arms = [(arm, STAGE_II_STEPS) for arm in (*FIGURE_2_ARMS, "Alpha0.5", "Alpha0.8")]
+    arms += [(label, DIAGNOSIS_STEPS) for label in DIAGNOSES]
+    for arm, last in arms:
+        run, evaluation = f"{arm}-s{{seed}}", f"{arm}-s{{seed}}@{last}"
+        per_seed = []
+        for seed in seeds:
+            record = results.trained_as_evaluated(run.format(seed=seed), evaluation.format(seed=seed))
+            per_seed.append("–" if record is None else escape_step(record["losses"], last))
+        shown = ["–" if value == "–" else "never" if math.isnan(value) else f"{value:.0f}" for value in per_seed]
+        steps = [value for value in per_seed if value != "–" and not math.isnan(value)]
+        early = results.over_seeds(run, seeds, lambda r: statistics.fmean(
+            r["losses"][str(k)]["loss"] for k in range(1, EVAL_EVERY + 1)), scored_by=evaluation)
+        lines.append(f"| {arm} | " + " / ".join(shown) + f" | {cell(steps, 1)} | {cell(early)} |")
+    return lines
+
+
 def probe_table(results: Results, seeds: Sequence[int]) -> list[str]:
     """The anchor probe: reconstruction loss (nats per token) of the held-out headline pairs with
     their own anchors and with another pair's; the gap is what the anchor tells about its text."""
@@ -400,6 +437,7 @@ def write_report(executor: Any, docs: Path) -> None:
         "references": references_table(results), "figure2": figure2, "table3": table3(results, seeds),
         "table4": table4(results, seeds), "table5": table5(results, seeds),
         "diagnosis": diagnosis_table(results, seeds, curve),
+        "leaving ln 16": escape_table(results, seeds),
         "anchor probe": probe_table(results, seeds),
         "longer Stage I": longer_stage_one_table(results, seeds[0], curve),
         "Qwen2.5-Coder-1.5B": qwen_table(results, seeds, curve),

@@ -492,3 +492,22 @@ def test_the_qwen_table_sets_each_qwen_row_beside_smollm2_at_the_nearest_step(tm
     qwen = rows[f"Qwen2.5-Coder-1.5B, Baseline, {QWEN_STAGE_II_STEPS} LoRA steps (lr 2e-4)"]
     assert qwen[1:6] == ["90.00 (n=1)", "60.00 (n=1)", "75.00 (n=1)", "0.250 (n=1)", "2.50 (n=1) / 0.50 (n=1)"]
     assert qwen[6] == "30.00 (n=1) min |"
+
+
+def test_a_run_leaves_ln_16_when_its_ten_step_mean_loss_falls_below_half_of_it(tmp_path: Path) -> None:
+    import math
+
+    from repro_small.report import Results, escape_step, escape_table
+
+    # ln 16 / 2 = 1.386: nine steps at 2.77 then 0.0 keep the 10-step mean at 2.49 (step 10) ...
+    losses = {str(step): {"loss": 2.77 if step <= 9 else 0.0} for step in range(1, 31)}
+    # ... steps 10-13 bring it to 2.77 * 6 / 10 = 1.66, step 14 to 2.77 * 5 / 10 = 1.385 < 1.386
+    assert escape_step(losses, 30) == 14.0
+    assert math.isnan(escape_step(losses, 13))  # not by the run's last step
+    executor = _executor(tmp_path, seeds=(1, 2))
+    _write_state(executor, "Baseline-s1", steps=200, losses={str(k): {"loss": 1.0} for k in range(1, 201)})
+    _write_state(executor, f"Baseline-s1@{STAGE_II_STEPS}", scores={"SmallLeeSTS": 0.5})
+    _write_state(executor, "Baseline-s2", steps=200, losses={str(k): {"loss": 3.0} for k in range(1, 201)})
+    _write_state(executor, f"Baseline-s2@{STAGE_II_STEPS}", scores={"SmallLeeSTS": 0.5})
+    row = next(line for line in escape_table(Results(executor), (1, 2)) if line.startswith("| Baseline |")).split(" | ")
+    assert row[1:] == ["10 / never", "10.0 (n=1)", "2.00 ± 1.41 (n=2) |"]
