@@ -194,14 +194,19 @@ DIAGNOSES: dict[str, dict[str, object]] = {
 
 
 def add_qwen(plan: Plan) -> None:
-    """Qwen2.5-Coder-1.5B-Instruct, one seed, on the curve tasks (a full-suite evaluation takes
-    hours here): untrained with EOS and mean pooling, and a short LoRA Stage II (Baseline). Its
+    """Qwen2.5-Coder-1.5B-Instruct, one seed: untrained with EOS and mean pooling, and a short LoRA
+    Stage II (Baseline), each on the curve tasks first and then on the whole suite. Its
     full-parameter Stage I is measured, not run (docs/reproduction_small.md says what it needs)."""
     plan.add(Evaluate("Qwen-EOS@curve", "qwen", "qwen", "curve", spread=True))
     plan.add(Evaluate("Qwen-mean@curve", "qwen", "qwen", "curve", pooling_mode="mean"))
     run = plan.add(Train("Qwen-Baseline", "qwen", "II", CONFIGS / "stage_II_qwen.json", "qwen", QWEN_STAGE_II_STEPS,
                          QWEN_STAGE_II_STEPS // 2, _overrides(seed=1), 1))
     plan.add(Evaluate(f"Qwen-Baseline@{QWEN_STAGE_II_STEPS}", "qwen", "qwen", "curve", run.name, spread=True))
+    # The rest of the suite, after the curve tasks: an evaluation named like the curve one before its
+    # "@" shares its results folder, so the three curve tasks are not encoded again.
+    plan.add(Evaluate("Qwen-EOS", "qwen", "qwen", "full", spread=True))
+    plan.add(Evaluate("Qwen-mean", "qwen", "qwen", "full", pooling_mode="mean"))
+    plan.add(Evaluate(f"Qwen-Baseline@{QWEN_STAGE_II_STEPS}-all", "qwen", "qwen", "full", run.name, spread=True))
 
 
 QWEN_STAGE_II_STEPS = 30

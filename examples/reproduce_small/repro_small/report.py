@@ -147,7 +147,9 @@ def _curve_value(curve_tasks: Sequence[str]) -> Any:
 def references_table(results: Results) -> list[str]:
     rows = [("all-MiniLM-L6-v2 (sentence-transformers)", "all-MiniLM-L6-v2"),
             ("SmolLM2-135M-Instruct, untrained, EOS pooling", "SmolLM2-EOS"),
-            ("SmolLM2-135M-Instruct, untrained, mean pooling", "SmolLM2-mean")]
+            ("SmolLM2-135M-Instruct, untrained, mean pooling", "SmolLM2-mean"),
+            ("Qwen2.5-Coder-1.5B-Instruct, untrained, EOS pooling", "Qwen-EOS"),
+            ("Qwen2.5-Coder-1.5B-Instruct, untrained, mean pooling", "Qwen-mean")]
     tasks = list(CATEGORY)
     lines = ["| model | " + " | ".join(t.removeprefix("Small") for t in tasks) + " | in-domain | out-of-domain | all |",
              "|---|" + "---:|" * (len(tasks) + 3)]
@@ -359,31 +361,37 @@ def longer_stage_one_table(results: Results, seed: int, curve_tasks: Sequence[st
 
 
 def qwen_table(results: Results, seeds: Sequence[int], curve_tasks: Sequence[str]) -> list[str]:
-    """Qwen2.5-Coder-1.5B-Instruct (one seed, curve tasks) beside SmolLM2-135M-Instruct: untrained
-    with each pooling, then a short LoRA Stage II. The SmolLM2 rows read the curve tasks out of the
-    full-suite references and take its Baseline at the checkpoint nearest the Qwen run's last step."""
+    """Qwen2.5-Coder-1.5B-Instruct (one seed) beside SmolLM2-135M-Instruct: untrained with each
+    pooling, then a short LoRA Stage II, on the curve tasks and on all nine. The SmolLM2 rows read the
+    curve tasks out of the full-suite references and take its Baseline at the checkpoint nearest
+    the Qwen run's last step (evaluated on the curve tasks only)."""
     nearest = min(range(EVAL_EVERY, STAGE_II_STEPS + 1, EVAL_EVERY), key=lambda step: abs(step - QWEN_STAGE_II_STEPS))
     tasks = list(curve_tasks)
     lines = ["| model | " + " | ".join(t.removeprefix("Small") for t in tasks)
-             + " | curve average | mean pairwise cosine | loss at step 1 / last step | training wall time |",
-             "|---|" + "---|" * (len(tasks) + 4)]
+             + " | curve average | all 9 | mean pairwise cosine | loss at step 1 / last step | training wall time |",
+             "|---|" + "---|" * (len(tasks) + 5)]
+    qwen_baseline = f"Qwen-Baseline@{QWEN_STAGE_II_STEPS}"
+    # (label, curve-task evaluation, all-task evaluation, training run)
     rows = [
-        ("SmolLM2-135M, untrained, EOS", "SmolLM2-EOS", None),
-        ("SmolLM2-135M, untrained, mean", "SmolLM2-mean", None),
-        (f"SmolLM2-135M, Baseline, {nearest} LoRA steps (lr 5e-4)", f"Baseline-s{{seed}}@{nearest}", "Baseline-s{seed}"),
-        ("Qwen2.5-Coder-1.5B, untrained, EOS", "Qwen-EOS@curve", None),
-        ("Qwen2.5-Coder-1.5B, untrained, mean", "Qwen-mean@curve", None),
-        (f"Qwen2.5-Coder-1.5B, Baseline, {QWEN_STAGE_II_STEPS} LoRA steps (lr 2e-4)", f"Qwen-Baseline@{QWEN_STAGE_II_STEPS}",
-         "Qwen-Baseline"),
+        ("SmolLM2-135M, untrained, EOS", "SmolLM2-EOS", "SmolLM2-EOS", None),
+        ("SmolLM2-135M, untrained, mean", "SmolLM2-mean", "SmolLM2-mean", None),
+        (f"SmolLM2-135M, Baseline, {nearest} LoRA steps (lr 5e-4)", f"Baseline-s{{seed}}@{nearest}", None, "Baseline-s{seed}"),
+        ("Qwen2.5-Coder-1.5B, untrained, EOS", "Qwen-EOS@curve", "Qwen-EOS", None),
+        ("Qwen2.5-Coder-1.5B, untrained, mean", "Qwen-mean@curve", "Qwen-mean", None),
+        (f"Qwen2.5-Coder-1.5B, Baseline, {QWEN_STAGE_II_STEPS} LoRA steps (lr 2e-4)", qwen_baseline,
+         f"{qwen_baseline}-all", "Qwen-Baseline"),
     ]
-    for label, evaluation, run in rows:
+    for label, evaluation, everything, run in rows:
         # the SmolLM2 Baseline has three seeds, the other rows one record (the pattern has no {seed})
         row_seeds = seeds if "{seed}" in evaluation else seeds[:1]
-        scores = [cell(results.over_seeds(evaluation, row_seeds, lambda r, t=t: 100 * r["scores"].get(t, math.nan))) for t in tasks]
-        scores.append(cell(results.over_seeds(evaluation, row_seeds, _curve_value(curve_tasks))))
-        scores.append(cell(results.over_seeds(evaluation, row_seeds, lambda r: r.get("mean_pairwise_cosine", math.nan)), 3))
+        cells = [cell(results.over_seeds(evaluation, row_seeds, lambda r, t=t: 100 * r["scores"].get(t, math.nan))) for t in tasks]
+        cells.append(cell(results.over_seeds(evaluation, row_seeds, _curve_value(curve_tasks))))
+        complete = (lambda r: average(r["scores"]) if set(CATEGORY) <= set(r["scores"]) else math.nan)
+        cells.append(cell(results.over_seeds(everything, row_seeds, complete)) if everything else "–")
+        spread_record = everything or evaluation
+        cells.append(cell(results.over_seeds(spread_record, row_seeds, lambda r: r.get("mean_pairwise_cosine", math.nan)), 3))
         if run is None:
-            scores += ["–", "–"]
+            cells += ["–", "–"]
         else:
             last = nearest if "{seed}" in run else QWEN_STAGE_II_STEPS
 
@@ -393,8 +401,8 @@ def qwen_table(results: Results, seeds: Sequence[int], curve_tasks: Sequence[str
             losses = [cell(results.over_seeds(run, row_seeds, loss_at(step), scored_by=evaluation)) for step in (1, last)]
             # (the SmolLM2 run trained 200 steps; its time up to the compared step is its share)
             minutes = results.over_seeds(run, row_seeds, lambda r: r["train_seconds"] * last / r["steps"] / 60, scored_by=evaluation)
-            scores += [" / ".join(losses), f"{cell(minutes)} min"]
-        lines.append(f"| {label} | " + " | ".join(scores) + " |")
+            cells += [" / ".join(losses), f"{cell(minutes)} min"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -469,7 +469,7 @@ def test_rows_take_a_repeated_runs_losses_and_time_from_the_run_its_scores_measu
 
 
 def test_the_qwen_table_sets_each_qwen_row_beside_smollm2_at_the_nearest_step(tmp_path: Path) -> None:
-    from repro_small.report import QWEN_STAGE_II_STEPS, Results, qwen_table
+    from repro_small.report import CATEGORY, QWEN_STAGE_II_STEPS, Results, qwen_table
 
     executor = _executor(tmp_path, seeds=(1, 2, 3))
     curve = ("SmallBBCHeadlineRetrieval", "SmallLeeSTS")
@@ -482,16 +482,22 @@ def test_the_qwen_table_sets_each_qwen_row_beside_smollm2_at_the_nearest_step(tm
                  losses={"1": {"loss": 2.5}, str(QWEN_STAGE_II_STEPS): {"loss": 0.5}})
     _write_state(executor, f"Qwen-Baseline@{QWEN_STAGE_II_STEPS}", scores={"SmallBBCHeadlineRetrieval": 0.9, "SmallLeeSTS": 0.6},
                  mean_pairwise_cosine=0.25)
+    # all nine tasks: the average of the nine, and its own spread measurement
+    every_task = dict.fromkeys(CATEGORY, 0.5) | {"SmallLeeSTS": 0.59}
+    _write_state(executor, f"Qwen-Baseline@{QWEN_STAGE_II_STEPS}-all", scores=every_task, mean_pairwise_cosine=0.3)
+    _write_state(executor, "Qwen-mean", scores={"SmallLeeSTS": 0.4})  # an incomplete record is no all-9 average
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in qwen_table(Results(executor), (1, 2, 3), curve)[2:]}
     assert rows["SmolLM2-135M, untrained, mean"][3] == "30.00 (n=1)"  # curve tasks only: (20 + 40) / 2
     assert rows["SmolLM2-135M, untrained, EOS"][3] == "–"  # not run: an empty row, not a zero
     smollm2 = rows["SmolLM2-135M, Baseline, 25 LoRA steps (lr 5e-4)"]
     assert smollm2[3] == "60.00 ± 14.14 (n=2)"
-    assert smollm2[5] == "11.50 ± 0.71 (n=2) / 1.00 ± 0.00 (n=2)"
-    assert smollm2[6] == "2.08 ± 0.00 (n=2) min |"  # 25 of 200 steps of 1,000 s
+    assert smollm2[4] == "–"  # evaluated on the curve tasks only
+    assert smollm2[6] == "11.50 ± 0.71 (n=2) / 1.00 ± 0.00 (n=2)"
+    assert smollm2[7] == "2.08 ± 0.00 (n=2) min |"  # 25 of 200 steps of 1,000 s
+    assert rows["Qwen2.5-Coder-1.5B, untrained, mean"][4] == "–"
     qwen = rows[f"Qwen2.5-Coder-1.5B, Baseline, {QWEN_STAGE_II_STEPS} LoRA steps (lr 2e-4)"]
-    assert qwen[1:6] == ["90.00 (n=1)", "60.00 (n=1)", "75.00 (n=1)", "0.250 (n=1)", "2.50 (n=1) / 0.50 (n=1)"]
-    assert qwen[6] == "30.00 (n=1) min |"
+    assert qwen[1:7] == ["90.00 (n=1)", "60.00 (n=1)", "75.00 (n=1)", "51.00 (n=1)", "0.300 (n=1)", "2.50 (n=1) / 0.50 (n=1)"]
+    assert qwen[7] == "30.00 (n=1) min |"
 
 
 def test_a_run_leaves_ln_16_when_its_ten_step_mean_loss_falls_below_half_of_it(tmp_path: Path) -> None:
