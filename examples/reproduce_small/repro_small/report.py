@@ -371,35 +371,38 @@ def qwen_table(results: Results, seeds: Sequence[int], curve_tasks: Sequence[str
              + " | curve average | all 9 | mean pairwise cosine | loss at step 1 / last step | training wall time |",
              "|---|" + "---|" * (len(tasks) + 5)]
     qwen_baseline = f"Qwen-Baseline@{QWEN_STAGE_II_STEPS}"
-    # (label, curve-task evaluation, all-task evaluation, training run)
+    smollm2_final = f"Baseline-s{{seed}}@{STAGE_II_STEPS}"
+    # (label, curve-task evaluation, all-task evaluation, training run, its step at that evaluation)
     rows = [
-        ("SmolLM2-135M, untrained, EOS", "SmolLM2-EOS", "SmolLM2-EOS", None),
-        ("SmolLM2-135M, untrained, mean", "SmolLM2-mean", "SmolLM2-mean", None),
-        (f"SmolLM2-135M, Baseline, {nearest} LoRA steps (lr 5e-4)", f"Baseline-s{{seed}}@{nearest}", None, "Baseline-s{seed}"),
-        ("Qwen2.5-Coder-1.5B, untrained, EOS", "Qwen-EOS@curve", "Qwen-EOS", None),
-        ("Qwen2.5-Coder-1.5B, untrained, mean", "Qwen-mean@curve", "Qwen-mean", None),
+        ("SmolLM2-135M, untrained, EOS", "SmolLM2-EOS", "SmolLM2-EOS", None, 0),
+        ("SmolLM2-135M, untrained, mean", "SmolLM2-mean", "SmolLM2-mean", None, 0),
+        (f"SmolLM2-135M, Baseline, {nearest} LoRA steps (lr 5e-4)", f"Baseline-s{{seed}}@{nearest}", None, "Baseline-s{seed}", nearest),
+        (f"SmolLM2-135M, Baseline, {STAGE_II_STEPS} LoRA steps (lr 5e-4)", smollm2_final, smollm2_final, "Baseline-s{seed}",
+         STAGE_II_STEPS),
+        ("Qwen2.5-Coder-1.5B, untrained, EOS", "Qwen-EOS@curve", "Qwen-EOS", None, 0),
+        ("Qwen2.5-Coder-1.5B, untrained, mean", "Qwen-mean@curve", "Qwen-mean", None, 0),
         (f"Qwen2.5-Coder-1.5B, Baseline, {QWEN_STAGE_II_STEPS} LoRA steps (lr 2e-4)", qwen_baseline,
-         f"{qwen_baseline}-all", "Qwen-Baseline"),
+         f"{qwen_baseline}-all", "Qwen-Baseline", QWEN_STAGE_II_STEPS),
     ]
-    for label, evaluation, everything, run in rows:
-        # the SmolLM2 Baseline has three seeds, the other rows one record (the pattern has no {seed})
+    for label, evaluation, everything, run, last in rows:
+        # the SmolLM2 Baselines have three seeds, the other rows one record (the pattern has no {seed})
         row_seeds = seeds if "{seed}" in evaluation else seeds[:1]
         cells = [cell(results.over_seeds(evaluation, row_seeds, lambda r, t=t: 100 * r["scores"].get(t, math.nan))) for t in tasks]
         cells.append(cell(results.over_seeds(evaluation, row_seeds, _curve_value(curve_tasks))))
         complete = (lambda r: average(r["scores"]) if set(CATEGORY) <= set(r["scores"]) else math.nan)
         cells.append(cell(results.over_seeds(everything, row_seeds, complete)) if everything else "–")
-        spread_record = everything or evaluation
-        cells.append(cell(results.over_seeds(spread_record, row_seeds, lambda r: r.get("mean_pairwise_cosine", math.nan)), 3))
+        # the spread of the same model's embeddings, whichever of its two evaluations measured it
+        spread = [results.over_seeds(name, row_seeds, lambda r: r.get("mean_pairwise_cosine", math.nan))
+                  for name in (everything, evaluation) if name]
+        cells.append(cell(next((values for values in spread if values), []), 3))
         if run is None:
             cells += ["–", "–"]
         else:
-            last = nearest if "{seed}" in run else QWEN_STAGE_II_STEPS
-
             def loss_at(step: int) -> Any:
                 return lambda r: r["losses"].get(str(step), {}).get("loss", math.nan)
 
             losses = [cell(results.over_seeds(run, row_seeds, loss_at(step), scored_by=evaluation)) for step in (1, last)]
-            # (the SmolLM2 run trained 200 steps; its time up to the compared step is its share)
+            # (a run compared before its last step: its time up to that step is its share)
             minutes = results.over_seeds(run, row_seeds, lambda r: r["train_seconds"] * last / r["steps"] / 60, scored_by=evaluation)
             cells += [" / ".join(losses), f"{cell(minutes)} min"]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

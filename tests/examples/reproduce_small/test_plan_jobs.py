@@ -495,6 +495,10 @@ def test_the_qwen_table_sets_each_qwen_row_beside_smollm2_at_the_nearest_step(tm
     assert smollm2[6] == "11.50 ± 0.71 (n=2) / 1.00 ± 0.00 (n=2)"
     assert smollm2[7] == "2.08 ± 0.00 (n=2) min |"  # 25 of 200 steps of 1,000 s
     assert rows["Qwen2.5-Coder-1.5B, untrained, mean"][4] == "–"
+    # the spread of a model measured on the curve tasks only is shown too
+    _write_state(executor, "Qwen-EOS@curve", scores={"SmallLeeSTS": 0.1}, mean_pairwise_cosine=0.9)
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in qwen_table(Results(executor), (1, 2, 3), curve)[2:]}
+    assert rows["Qwen2.5-Coder-1.5B, untrained, EOS"][5] == "0.900 (n=1)"
     qwen = rows[f"Qwen2.5-Coder-1.5B, Baseline, {QWEN_STAGE_II_STEPS} LoRA steps (lr 2e-4)"]
     assert qwen[1:7] == ["90.00 (n=1)", "60.00 (n=1)", "75.00 (n=1)", "51.00 (n=1)", "0.300 (n=1)", "2.50 (n=1) / 0.50 (n=1)"]
     assert qwen[7] == "30.00 (n=1) min |"
