@@ -101,6 +101,14 @@ class Settings:
         return self.root / "results"
 
 
+def suite_fingerprint(suite: Path, root: Path) -> str:
+    """The fingerprint of a suite's manifest with the campaign's root folder written as ``<root>``:
+    a manifest that names its files by absolute path (the demo suite's) must not tie the records to
+    the folder the repository was cloned into."""
+    text = json.dumps(read_json(suite / "manifest.json"), sort_keys=True)
+    return fingerprint_of(json.loads(text.replace(json.dumps(str(root.resolve()))[1:-1], "<root>")))
+
+
 class Executor:
     """Runs a :class:`Plan` job by job (see the module docstring)."""
 
@@ -109,7 +117,7 @@ class Executor:
         self.settings = settings
         self.log = log
         self.by_name = {job.name: job for job in plan.jobs}
-        self.suite_fingerprint = fingerprint_of(read_json(settings.suite / "manifest.json"))
+        self.suite_fingerprint = suite_fingerprint(settings.suite, settings.root)
 
     # ---------------------------------------------------------------- state
     def state_path(self, name: str) -> Path:

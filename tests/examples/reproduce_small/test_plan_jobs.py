@@ -521,3 +521,16 @@ def test_a_run_leaves_ln_16_when_its_ten_step_mean_loss_falls_below_half_of_it(t
     _write_state(executor, f"Baseline-s2@{STAGE_II_STEPS}", scores={"SmallLeeSTS": 0.5})
     row = next(line for line in escape_table(Results(executor), (1, 2)) if line.startswith("| Baseline |")).split(" | ")
     assert row[1:] == ["10 / never", "10.0 (n=1)", "2.00 ± 1.41 (n=2) |"]
+
+
+def test_a_suite_fingerprint_does_not_depend_on_where_the_repository_was_cloned(tmp_path: Path) -> None:
+    from repro_small.jobs import suite_fingerprint
+
+    def suite(clone: str, train_file: str = "train") -> tuple[Path, Path]:
+        root = tmp_path / clone / "cache"
+        (root / "suite").mkdir(parents=True)
+        (root / "suite" / "manifest.json").write_text(json.dumps({"dataset_file_path": str(root / "data" / train_file)}))
+        return root / "suite", root
+
+    assert suite_fingerprint(*suite("a")) == suite_fingerprint(*suite("b"))
+    assert suite_fingerprint(*suite("c")) != suite_fingerprint(*suite("d", train_file="other"))
