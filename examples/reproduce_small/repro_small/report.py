@@ -139,6 +139,11 @@ def _curve_name(arm: str, step: int) -> str:
     return f"{arm}-s{{seed}}@{step}"
 
 
+def _loss_at(step: int, key: str = "loss") -> Any:
+    """A training record's logged ``key`` at ``step`` (NaN if that step was not logged)."""
+    return lambda record: record["losses"].get(str(step), record["losses"].get(step, {})).get(key, math.nan)
+
+
 def _curve_value(curve_tasks: Sequence[str]) -> Any:
     return lambda record: average(record["scores"], curve_tasks)
 
@@ -257,11 +262,9 @@ def diagnosis_table(results: Results, seeds: Sequence[int], curve_tasks: Sequenc
     variants += [(label, f"{label}-s{{seed}}", f"{label}-s{{seed}}@{DIAGNOSIS_STEPS}") for label in DIAGNOSES]
     variants.append(("Anchor (bf16, scale 50, EOS)", "Anchor-s{seed}", f"Anchor-s{{seed}}@{STAGE_II_STEPS}"))
     for label, run, evaluation in variants:
-        def loss_at(step: int, key: str = "loss") -> Any:
-            return lambda r: r["losses"].get(str(step), r["losses"].get(step, {})).get(key, math.nan)
         # the losses of the run the row's scores measured (a repeated run keeps the original's record)
-        cells = [cell(results.over_seeds(run, seeds, loss_at(step), scored_by=evaluation)) for step in (1, 25, DIAGNOSIS_STEPS)]
-        cells.append(cell(results.over_seeds(run, seeds, loss_at(DIAGNOSIS_STEPS, "accuracy"), scored_by=evaluation)))
+        cells = [cell(results.over_seeds(run, seeds, _loss_at(step), scored_by=evaluation)) for step in (1, 25, DIAGNOSIS_STEPS)]
+        cells.append(cell(results.over_seeds(run, seeds, _loss_at(DIAGNOSIS_STEPS, "accuracy"), scored_by=evaluation)))
         cells.append(cell(results.over_seeds(f"{run}@{DIAGNOSIS_STEPS}", seeds, _curve_value(curve_tasks))))
         cells.append(cell(results.over_seeds(evaluation, seeds, lambda r: r.get("mean_pairwise_cosine", math.nan))))
         cells.append(cell(results.over_seeds(evaluation, seeds, lambda r: category_scores(r["scores"])["Average"])))
@@ -294,12 +297,10 @@ def escape_table(results: Results, seeds: Sequence[int]) -> list[str]:
     arms += [(label, DIAGNOSIS_STEPS) for label in DIAGNOSES]
     for arm, last in arms:
         run, evaluation = f"{arm}-s{{seed}}", f"{arm}-s{{seed}}@{last}"
-        per_seed = []
-        for seed in seeds:
-            record = results.trained_as_evaluated(run.format(seed=seed), evaluation.format(seed=seed))
-            per_seed.append("–" if record is None else escape_step(record["losses"], last))
-        shown = ["–" if value == "–" else "never" if math.isnan(value) else f"{value:.0f}" for value in per_seed]
-        steps = [value for value in per_seed if value != "–" and not math.isnan(value)]
+        records = [results.trained_as_evaluated(run.format(seed=seed), evaluation.format(seed=seed)) for seed in seeds]
+        per_seed = [None if record is None else escape_step(record["losses"], last) for record in records]
+        shown = ["–" if value is None else "never" if math.isnan(value) else f"{value:.0f}" for value in per_seed]
+        steps = [value for value in per_seed if value is not None and not math.isnan(value)]
         early = results.over_seeds(run, seeds, lambda r: statistics.fmean(
             r["losses"][str(k)]["loss"] for k in range(1, EVAL_EVERY + 1)), scored_by=evaluation)
         lines.append(f"| {arm} | " + " / ".join(shown) + f" | {cell(steps, 1)} | {cell(early)} |")
@@ -384,12 +385,14 @@ def qwen_table(results: Results, seeds: Sequence[int], curve_tasks: Sequence[str
         (f"Qwen2.5-Coder-1.5B, Baseline, {QWEN_STAGE_II_STEPS} LoRA steps (lr 2e-4)", qwen_baseline,
          f"{qwen_baseline}-all", "Qwen-Baseline", QWEN_STAGE_II_STEPS),
     ]
+    def complete(record: dict) -> float:  # the all-nine average only of a record with all nine tasks
+        return average(record["scores"]) if set(CATEGORY) <= set(record["scores"]) else math.nan
+
     for label, evaluation, everything, run, last in rows:
         # the SmolLM2 Baselines have three seeds, the other rows one record (the pattern has no {seed})
         row_seeds = seeds if "{seed}" in evaluation else seeds[:1]
         cells = [cell(results.over_seeds(evaluation, row_seeds, lambda r, t=t: 100 * r["scores"].get(t, math.nan))) for t in tasks]
         cells.append(cell(results.over_seeds(evaluation, row_seeds, _curve_value(curve_tasks))))
-        complete = (lambda r: average(r["scores"]) if set(CATEGORY) <= set(r["scores"]) else math.nan)
         cells.append(cell(results.over_seeds(everything, row_seeds, complete)) if everything else "–")
         # the spread of the same model's embeddings, whichever of its two evaluations measured it
         spread = [results.over_seeds(name, row_seeds, lambda r: r.get("mean_pairwise_cosine", math.nan))
@@ -398,10 +401,7 @@ def qwen_table(results: Results, seeds: Sequence[int], curve_tasks: Sequence[str
         if run is None:
             cells += ["–", "–"]
         else:
-            def loss_at(step: int) -> Any:
-                return lambda r: r["losses"].get(str(step), {}).get("loss", math.nan)
-
-            losses = [cell(results.over_seeds(run, row_seeds, loss_at(step), scored_by=evaluation)) for step in (1, last)]
+            losses = [cell(results.over_seeds(run, row_seeds, _loss_at(step), scored_by=evaluation)) for step in (1, last)]
             # (a run compared before its last step: its time up to that step is its share)
             minutes = results.over_seeds(run, row_seeds, lambda r: r["train_seconds"] * last / r["steps"] / 60, scored_by=evaluation)
             cells += [" / ".join(losses), f"{cell(minutes)} min"]
